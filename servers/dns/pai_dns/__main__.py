@@ -1,0 +1,3 @@
+from pai_dns.spec import main
+
+main()

@@ -1,0 +1,3 @@
+from pai_firewall.spec import main
+
+main()

@@ -1,0 +1,3 @@
+from pai_gitlab.spec import main
+
+main()

@@ -1,0 +1,3 @@
+from pai_gpu_jobs.spec import main
+
+main()

@@ -1,0 +1,3 @@
+from pai_mail.spec import main
+
+main()

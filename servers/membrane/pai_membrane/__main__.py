@@ -1,0 +1,3 @@
+from pai_membrane.spec import main
+
+main()

@@ -1,0 +1,35 @@
+"""Settings of the MemBrane server (env prefix ``PAI_MEMBRANE_``, config table ``[membrane]``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from pai_core.settings import ServerSettings
+
+__all__ = ["MembraneSettings"]
+
+
+class MembraneSettings(ServerSettings):
+    """Everything the MemBrane server reads from its environment or the config file."""
+
+    model_config = SettingsConfigDict(env_prefix="PAI_MEMBRANE_", extra="ignore")
+    server_name: ClassVar[str] = "membrane"
+
+    db_path: Path | None = Field(
+        None, description="SQLite database file (default: <data_dir>/membrane.db)."
+    )
+    vault_path: Path | None = Field(
+        None, description="Obsidian/PARA vault (default: <data_dir>/vault)."
+    )
+
+    @property
+    def resolved_db_path(self) -> Path:
+        return self.db_path or self.data_path / "membrane.db"
+
+    @property
+    def resolved_vault_path(self) -> Path:
+        return self.vault_path or self.data_path / "vault"

@@ -1,0 +1,25 @@
+"""Entry point of the MemBrane server: its spec for `pai` and its console script."""
+
+from __future__ import annotations
+
+import sys
+
+from pai_core.spec import ServerSpec
+from pai_membrane import __version__
+
+__all__ = ["SPEC", "main"]
+
+SPEC = ServerSpec(
+    name="membrane",
+    version=__version__,
+    description="Memory that compounds across sessions: a bi-temporal fact graph, a Markdown vault of learnings, and hybrid search.",
+    settings="pai_membrane.settings:MembraneSettings",
+    factory="pai_membrane.server:build_server",
+)
+
+
+def main() -> None:
+    """``pai-membrane [--transport stdio|http|sse] [--host H] [--port P] [--config FILE]``."""
+    from pai_core.main import console_main
+
+    sys.exit(console_main(SPEC))

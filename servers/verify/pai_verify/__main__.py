@@ -1,0 +1,3 @@
+from pai_verify.spec import main
+
+main()

@@ -1,0 +1,182 @@
+"""Building a PAI MCP server: the server object, the error mapping, and the ``health`` tool.
+
+Register tools with :func:`tool` rather than ``server.tool()``: it is the same decorator plus
+the one error mapping every PAI server needs (a :class:`~pai_core.errors.PaiError` or a pydantic
+validation error raised anywhere below the tool reaches the model as an ``isError`` result with
+its full message; see the SDK's ``ToolError``). Sync tools run on a worker thread, as in the SDK.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import platform
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import EmptyResult, SetLevelRequestParams, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from pai_core.annotations import READ_ONLY
+from pai_core.errors import PaiError
+from pai_core.settings import ServerSettings
+
+__all__ = ["Health", "add_health_tool", "create_server", "tool", "tool_error"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+
+_MCP_LEVELS = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "notice": "INFO",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "critical": "CRITICAL",
+    "alert": "CRITICAL",
+    "emergency": "CRITICAL",
+}
+
+
+def tool_error(exc: BaseException) -> ToolError:
+    """The ``ToolError`` the model should see for an anticipated failure."""
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        return ToolError(f"InvalidInput: {problems}. Fix the named field and call again.")
+    if isinstance(exc, PaiError):
+        return ToolError(f"{type(exc).__name__}: {exc}")
+    return ToolError(str(exc))
+
+
+def _mapped(fn: F) -> F:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except (PaiError, ValidationError) as exc:
+                raise tool_error(exc) from exc
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def run_sync(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (PaiError, ValidationError) as exc:
+            raise tool_error(exc) from exc
+
+    return run_sync  # type: ignore[return-value]
+
+
+def tool(
+    server: MCPServer[Any],
+    annotations: ToolAnnotations,
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    structured_output: bool | None = None,
+) -> Callable[[F], F]:
+    """Register ``fn`` as a tool of ``server`` with ``annotations`` and PAI's error mapping."""
+
+    def decorator(fn: F) -> F:
+        server.add_tool(
+            _mapped(fn),
+            name=name,
+            title=title or annotations.title,
+            annotations=annotations,
+            structured_output=structured_output,
+        )
+        return fn
+
+    return decorator
+
+
+class Health(BaseModel):
+    """What ``health`` returns: enough to tell at a glance whether the server can do its job."""
+
+    server: str = Field(description="Server name.")
+    version: str = Field(description="Server package version.")
+    status: Literal["ok", "degraded", "unconfigured", "error"] = Field(
+        description="ok: ready; degraded: works with reduced function; unconfigured: needs "
+        "settings before it can act; error: cannot work."
+    )
+    backend: str = Field(description="What the server talks to, e.g. 'sqlite:/path' or 'rfc2136'.")
+    configured: bool = Field(description="Whether the required settings are present.")
+    problems: list[str] = Field(default_factory=list, description="What to fix, if anything.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Backend-specific facts.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Settings, secrets masked.")
+    uptime_s: float = Field(description="Seconds since this server process built its server.")
+    python: str = Field(description="Python version running the server.")
+
+
+HealthProbe = Callable[[], dict[str, Any]]
+
+
+def add_health_tool(
+    server: MCPServer[Any], *, version: str, settings: ServerSettings, probe: HealthProbe
+) -> None:
+    """Register ``health``; ``probe()`` returns ``backend``, ``configured`` and optionally
+    ``problems``, ``details`` and ``status``."""
+    started = time.monotonic()
+
+    @tool(server, READ_ONLY, name="health", title="Server health")
+    def health() -> Health:
+        """Report this server's version, backend and configuration state.
+
+        Call it first when a tool of this server fails, or to check the server is set up.
+        It changes nothing and is cheap.
+        """
+        info = probe()
+        problems = list(info.get("problems", []))
+        configured = bool(info.get("configured", True))
+        default = "unconfigured" if not configured else ("degraded" if problems else "ok")
+        status: Any = info.get("status") or default
+        return Health(
+            server=server.name.removeprefix("pai-"),
+            version=version,
+            status=status,
+            backend=str(info.get("backend", "none")),
+            configured=configured,
+            problems=problems,
+            details=dict(info.get("details", {})),
+            settings=settings.public_view(),
+            uptime_s=round(time.monotonic() - started, 3),
+            python=platform.python_version(),
+        )
+
+
+def create_server(
+    name: str, *, version: str, instructions: str, settings: ServerSettings
+) -> MCPServer[Any]:
+    """An ``MCPServer`` named ``pai-<name>`` that declares the logging capability."""
+    server: MCPServer[Any] = MCPServer(
+        f"pai-{name}",
+        version=version,
+        instructions=instructions,
+        log_level=_level(settings.log_level),
+    )
+
+    async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+        logging.getLogger().setLevel(_MCP_LEVELS.get(str(params.level), "INFO"))
+        log.info("log level set to %s by the client", params.level)
+        return EmptyResult()
+
+    server._lowlevel_server.add_request_handler(
+        "logging/setLevel", SetLevelRequestParams, set_level
+    )
+    return server
+
+
+def _level(value: str) -> Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]:
+    upper = value.upper()
+    if upper in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        return upper  # type: ignore[return-value]
+    return "INFO"

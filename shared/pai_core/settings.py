@@ -1,0 +1,150 @@
+"""Settings shared by every server: pydantic-settings with ``PAI_<NAME>_`` env vars and one file.
+
+Precedence, highest first: keyword arguments, environment (``PAI_<NAME>_<FIELD>``), the config
+file (table ``[<name>]`` over table ``[pai]``), defaults. The file is
+``$PAI_CONFIG`` or ``~/.config/pai/config.toml`` and is optional. Settings are read only at the
+composition root (:func:`load_settings`) and passed down; tools and services never read the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pai_core.errors import ConfigError
+
+__all__ = ["ServerSettings", "default_config_file", "load_settings", "pai_home"]
+
+S = TypeVar("S", bound="ServerSettings")
+_config_file: ContextVar[Path | None] = ContextVar("pai_config_file", default=None)
+
+
+def pai_home() -> Path:
+    """Where PAI keeps its data: ``$PAI_HOME``, else ``$XDG_DATA_HOME/pai``, else ~/.local/share."""
+    if home := os.environ.get("PAI_HOME"):
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).expanduser() / "pai"
+
+
+def default_config_file() -> Path:
+    """``$PAI_CONFIG`` or ``~/.config/pai/config.toml`` (it need not exist)."""
+    if path := os.environ.get("PAI_CONFIG"):
+        return Path(path).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg).expanduser() / "pai" / "config.toml"
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """Parse the config file; a missing file is empty, a malformed one is a ``ConfigError``."""
+    if path is None or not path.exists():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}", path=str(path)) from exc
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        name = getattr(settings_cls, "server_name", "")
+        data = read_config_file(_config_file.get())
+        common = data.get("pai", {})
+        own = data.get(name, {})
+        if not isinstance(common, dict) or not isinstance(own, dict):
+            raise ConfigError("config tables [pai] and [<server>] must be tables")
+        self._values = {**common, **own}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {k: v for k, v in self._values.items() if k in fields}
+
+
+class ServerSettings(BaseSettings):
+    """Fields every server has. Subclasses set ``server_name`` and ``env_prefix``."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+    server_name: ClassVar[str] = "pai"
+
+    log_level: str = Field("INFO", description="Logging level (stderr only).")
+    data_dir: Path | None = Field(None, description="Where this server keeps its data.")
+    audit_log: Path | None = Field(None, description="Shared append-only audit log (JSON lines).")
+    http_token: SecretStr | None = Field(
+        None, description="Bearer token required on HTTP transports (required off loopback)."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Extra Origin values allowed on HTTP transports."
+    )
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> ServerSettings:
+        if self.data_dir is None:
+            self.data_dir = pai_home() / self.server_name
+        if self.audit_log is None:
+            self.audit_log = pai_home() / "audit.jsonl"
+        return self
+
+    @property
+    def data_path(self) -> Path:
+        """``data_dir``, always set after validation."""
+        assert self.data_dir is not None
+        return self.data_dir
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls), file_secret_settings)
+
+    def public_view(self) -> dict[str, Any]:
+        """Settings as JSON-safe values with every secret masked (for health and doctor)."""
+        out: dict[str, Any] = {}
+        for key, value in self.model_dump(mode="json").items():
+            field_value = getattr(self, key)
+            if isinstance(field_value, SecretStr):
+                out[key] = "***" if field_value.get_secret_value() else None
+            elif any(s in key for s in ("secret", "password", "token")) and value:
+                out[key] = "***"
+            else:
+                out[key] = value
+        return out
+
+
+def load_settings(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
+    """Build settings at the composition root: file, then env, then ``overrides``."""
+    token = _config_file.set(config_file if config_file is not None else default_config_file())
+    try:
+        from pydantic import ValidationError
+
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            prefix = cls.model_config.get("env_prefix", "")
+            raise ConfigError(
+                f"invalid {cls.server_name} settings: {problems}",
+                hint=f"Fix the {prefix}* environment variables or the [{cls.server_name}] "
+                "table of the config file.",
+            ) from exc
+    finally:
+        _config_file.reset(token)
