@@ -1,0 +1,153 @@
+"""Fixtures shared by the whole suite: isolated PAI homes, free ports, and servers as processes.
+
+Every server a test starts is a child process started here and stopped here, by PID, with its
+temp directories removed. Nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+SERVERS = ["membrane", "gitlab", "gpu_jobs", "firewall", "dns", "mail", "verify"]
+NODE_BIN = ROOT / "tests" / "clients" / "node_modules" / ".bin"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    """Poll until something accepts on 127.0.0.1:port (or the process dies, or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> int:
+    """SIGTERM, wait, then SIGKILL: only ever the process we started."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def script(name: str) -> str:
+    """Absolute path of a server's console script, e.g. ``pai-gpu-jobs`` for gpu_jobs."""
+    return str(VENV_BIN / f"pai-{name.replace('_', '-')}")
+
+
+@pytest.fixture
+def pai_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a server process: a private PAI_HOME, HOME and config, nothing else."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PAI_") and k not in ("HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME")
+    }
+    env.update(
+        HOME=str(home),
+        PAI_HOME=str(tmp_path / "pai"),
+        PAI_CONFIG=str(tmp_path / "config.toml"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@dataclass
+class RunningServer:
+    name: str
+    transport: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        path = "/mcp" if self.transport == "http" else "/sse"
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@contextmanager
+def run_server(
+    name: str,
+    transport: str,
+    env: dict[str, str],
+    *,
+    host: str = "127.0.0.1",
+    extra_args: list[str] | None = None,
+) -> Iterator[RunningServer]:
+    """Start ``pai-<name>`` over http or sse on a free port; stop it by PID on exit."""
+    port = free_port()
+    cmd = [script(name), "--transport", transport, "--host", host, "--port", str(port)]
+    proc = subprocess.Popen([*cmd, *(extra_args or [])], env=env, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, proc)
+        yield RunningServer(name, transport, port, proc)
+    finally:
+        stop_process(proc)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.fixture
+def server_factory(pai_env: dict[str, str]) -> Iterator[object]:
+    """``server_factory(name, transport, env_overrides=None)`` → a started RunningServer."""
+    stack: list[object] = []
+
+    def start(name: str, transport: str, env: dict[str, str] | None = None) -> RunningServer:
+        cm = run_server(name, transport, {**pai_env, **(env or {})})
+        running = cm.__enter__()
+        stack.append(cm)
+        return running
+
+    yield start
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+def node_client(name: str) -> Path:
+    """A binary from tests/clients/node_modules/.bin, or skip saying how to install it."""
+    path = NODE_BIN / name
+    if not path.exists():
+        pytest.skip(f"npm client {name!r} not installed: run `make clients` (needs the npm registry)")
+    return path
+
+
+def require_binary(*names: str, package: str) -> str:
+    """The first of ``names`` on PATH (or /usr/sbin), else skip naming the Debian package."""
+    for name in names:
+        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/lib/postfix/sbin")
+        if found:
+            return found
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{names[0]} is missing in CI: .ci/run must apt-get install {package}")
+    pytest.skip(f"{names[0]} not installed: apt-get install {package}")
