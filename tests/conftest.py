@@ -33,7 +33,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
     """Poll until something accepts on 127.0.0.1:port (or the process dies, or time runs out)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -48,7 +50,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> int:
-    """SIGTERM, wait, then SIGKILL: only ever the process we started."""
+    """SIGTERM, wait, then SIGKILL: only ever the process we started. Closes its pipes."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -56,6 +58,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
     return proc.returncode
 
 
@@ -114,8 +119,6 @@ def run_server(
         yield RunningServer(name, transport, port, proc)
     finally:
         stop_process(proc)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.fixture
@@ -138,7 +141,9 @@ def node_client(name: str) -> Path:
     """A binary from tests/clients/node_modules/.bin, or skip saying how to install it."""
     path = NODE_BIN / name
     if not path.exists():
-        pytest.skip(f"npm client {name!r} not installed: run `make clients` (needs the npm registry)")
+        pytest.skip(
+            f"npm client {name!r} not installed: run `make clients` (needs the npm registry)"
+        )
     return path
 
 

@@ -12,6 +12,7 @@ import functools
 import inspect
 import logging
 import platform
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -25,7 +26,7 @@ from pai_core.annotations import READ_ONLY
 from pai_core.errors import PaiError
 from pai_core.settings import ServerSettings
 
-__all__ = ["Health", "add_health_tool", "create_server", "tool", "tool_error"]
+__all__ = ["IN_FLIGHT", "Health", "add_health_tool", "create_server", "tool", "tool_error"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -54,24 +55,56 @@ def tool_error(exc: BaseException) -> ToolError:
     return ToolError(str(exc))
 
 
+class InFlight:
+    """Counts tool calls under way, so a graceful shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no call is under way (True) or ``timeout`` passes (False)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+
+IN_FLIGHT = InFlight()
+
+
 def _mapped(fn: F) -> F:
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await fn(*args, **kwargs)
-            except (PaiError, ValidationError) as exc:
-                raise tool_error(exc) from exc
+            with IN_FLIGHT:
+                try:
+                    return await fn(*args, **kwargs)
+                except (PaiError, ValidationError) as exc:
+                    raise tool_error(exc) from exc
 
         return run_async  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def run_sync(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (PaiError, ValidationError) as exc:
-            raise tool_error(exc) from exc
+        with IN_FLIGHT:
+            try:
+                return fn(*args, **kwargs)
+            except (PaiError, ValidationError) as exc:
+                raise tool_error(exc) from exc
 
     return run_sync  # type: ignore[return-value]
 

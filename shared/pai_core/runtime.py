@@ -13,8 +13,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -121,19 +123,52 @@ def http_app(
     return app
 
 
-async def _serve_stdio(server: MCPServer[Any]) -> None:
+class _StdinLines:
+    """Async lines of stdin whose blocking read is abandoned on cancellation.
+
+    The SDK's own stdin reader waits in a worker thread that cancellation cannot interrupt,
+    so a SIGTERM would hang until the client wrote another line. Abandoning the read lets
+    shutdown finish at once; the process is exiting anyway.
+    """
+
+    def __init__(self) -> None:
+        import io
+
+        self._file = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+
+    def __aiter__(self) -> _StdinLines:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await anyio.to_thread.run_sync(self._file.readline, abandon_on_cancel=True)
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+
+async def _serve_stdio(server: MCPServer[Any]) -> bool:
+    """Serve until stdin closes (returns False) or a signal arrives (returns True)."""
+    from mcp.server.stdio import stdio_server
+
+    signalled = False
+
+    lowlevel = server._lowlevel_server
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:
-                    log.info("received %s: shutting down", signal.Signals(signum).name)
+                    nonlocal signalled
+                    signalled = True
+                    log.info("received %s: cancelling in-flight calls", signal.Signals(signum).name)
                     tg.cancel_scope.cancel()
                     return
 
         tg.start_soon(watch_signals)
-        await server.run_stdio_async()
+        async with stdio_server(stdin=_StdinLines()) as (read, write):  # type: ignore[arg-type]
+            await lowlevel.run(read, write, lowlevel.create_initialization_options())
         tg.cancel_scope.cancel()
+    return signalled
 
 
 def serve(
@@ -147,7 +182,13 @@ def serve(
 ) -> None:
     """Run ``server`` until its client goes away or SIGTERM/SIGINT arrives."""
     if transport == "stdio":
-        anyio.run(_serve_stdio, server)
+        if anyio.run(_serve_stdio, server):
+            # In-flight calls were cancelled and their cleanup ran. What is left is the
+            # abandoned stdin read, a thread that would block interpreter exit until the
+            # client writes again: flush and leave now.
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
         return
     import uvicorn
 
@@ -164,12 +205,30 @@ def serve(
     path = "/mcp" if transport == "http" else "/sse"
     print(f"pai: serving {server.name} on http://{host}:{port}{path}", file=sys.stderr)
 
+    from pai_core.app import IN_FLIGHT
+
     class _Server(uvicorn.Server):
-        # uvicorn re-raises a captured SIGTERM after its graceful shutdown, so the process
-        # would die by the signal; a clean shutdown is a clean exit (status 0).
+        draining = False
+
         def handle_exit(self, sig: int, frame: Any) -> None:
-            log.info("received %s: finishing in-flight requests", signal.Signals(sig).name)
-            super().handle_exit(sig, frame)
-            self._captured_signals.clear()
+            # Streamed responses end the moment uvicorn starts shutting down, so first let
+            # the tool calls under way finish (up to the grace period); a second signal
+            # stops at once. uvicorn re-raises a captured signal after shutdown, which would
+            # make a clean shutdown look like death by signal: drop it, exit 0.
+            name = signal.Signals(sig).name
+            if self.draining or IN_FLIGHT.count == 0:
+                log.info("received %s: shutting down", name)
+                super().handle_exit(sig, frame)
+                self._captured_signals.clear()
+                return
+            self.draining = True
+            log.info("received %s: waiting for %d call(s) to finish", name, IN_FLIGHT.count)
+
+            def drain() -> None:
+                IN_FLIGHT.wait_idle(GRACEFUL_SHUTDOWN_S)
+                super(_Server, self).handle_exit(sig, None)
+                self._captured_signals.clear()
+
+            threading.Thread(target=drain, name="pai-drain", daemon=True).start()
 
     _Server(config).run()
