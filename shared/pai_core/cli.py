@@ -255,6 +255,10 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
     port = base_port
     token = os.environ.get("PAI_HTTP_TOKEN")
+    from pai_core.settings import pai_home
+
+    log_dir = pai_home() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
     try:
         for spec in specs:
             port = _free_port(port)
@@ -274,7 +278,9 @@ def up(
             env = dict(os.environ)
             if token:
                 env[f"PAI_{spec.name.upper()}_HTTP_TOKEN"] = token
-            children.append(_Child(spec, port, subprocess.Popen(cmd, env=env)))
+            with (log_dir / f"{spec.name}.log").open("ab") as log_file:
+                proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=log_file)
+            children.append(_Child(spec, port, proc))
             port += 1
         rows = []
         failed = False
@@ -307,6 +313,7 @@ def up(
         typer.echo(
             f"\nwrote {mcp_json} for Claude Code (`claude mcp list` in this directory shows them)"
         )
+        typer.echo(f"server logs: {log_dir}/<name>.log")
         if failed:
             raise typer.Exit(1)
         if exit_after_check:

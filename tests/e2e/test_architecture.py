@@ -1,0 +1,93 @@
+"""Dependency direction and cold-start hygiene, checked on the source and in fresh processes."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SERVERS
+
+HEAVY = ("torch", "sentence_transformers", "playwright", "transformers", "onnxruntime")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _files(package_dir: Path) -> list[Path]:
+    return [p for p in package_dir.rglob("*.py") if "node_modules" not in p.parts]
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_servers_never_import_each_other(name: str) -> None:
+    others = {f"pai_{other}" for other in SERVERS if other != name}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & others)
+        for path in _files(ROOT / "servers" / name)
+        if _imports(path) & others
+    }
+    assert offenders == {}
+
+
+def test_core_never_imports_a_server() -> None:
+    servers = {f"pai_{name}" for name in SERVERS}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & servers)
+        for path in _files(ROOT / "shared" / "pai_core")
+        if _imports(path) & servers
+    }
+    assert offenders == {}
+
+
+def test_each_server_package_declares_only_core_among_pai_packages() -> None:
+    import tomllib
+
+    for name in SERVERS:
+        meta = tomllib.loads((ROOT / "servers" / name / "pyproject.toml").read_text())
+        deps = meta["project"]["dependencies"]
+        pai_deps = [d for d in deps if d.startswith("pai-")]
+        assert all(d.startswith("pai-core") for d in pai_deps), (name, pai_deps)
+        assert not any(d.split("[")[0].split(">")[0].split("=")[0] in HEAVY for d in deps), (
+            f"{name} must keep heavy packages in an extra, not its base dependencies"
+        )
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_building_a_server_loads_no_heavy_module(name: str, pai_env: dict[str, str]) -> None:
+    code = (
+        "import json, sys\n"
+        f"from pai_{name}.spec import SPEC\n"
+        "from pai_core.settings import load_settings\n"
+        "SPEC.build(load_settings(SPEC.settings_cls()))\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=pai_env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_public_surface_of_core_modules_exists() -> None:
+    import importlib
+
+    for path in sorted((ROOT / "shared" / "pai_core").glob("*.py")):
+        module = importlib.import_module(
+            f"pai_core.{path.stem}" if path.stem != "__init__" else "pai_core"
+        )
+        exported = getattr(module, "__all__", None)
+        assert exported is not None, f"{path.name} has no __all__"
+        missing = [n for n in exported if not hasattr(module, n)]
+        assert missing == [], (path.name, missing)
