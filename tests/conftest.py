@@ -156,3 +156,17 @@ def require_binary(*names: str, package: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{names[0]} is missing in CI: .ci/run must apt-get install {package}")
     pytest.skip(f"{names[0]} not installed: apt-get install {package}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One clear line per group of skipped tests (same reason), so nothing is skipped silently."""
+    groups: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        groups[reason] = groups.get(reason, 0) + 1
+    if groups:
+        terminalreporter.section("skipped groups")
+        for reason, count in sorted(groups.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"SKIPPED {count:>3} test(s): {reason}")

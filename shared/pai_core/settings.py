@@ -9,13 +9,14 @@ environment.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -76,8 +77,27 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
 class ServerSettings(BaseSettings):
     """Fields every server has. Subclasses set ``server_name`` and ``env_prefix``."""
 
-    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(
+        extra="ignore", env_nested_delimiter="__", enable_decoding=False
+    )
     server_name: ClassVar[str] = "pai"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _lists_from_env(cls, value: Any, info: ValidationInfo) -> Any:
+        """Accept list settings from the environment as JSON or as comma-separated text."""
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        annotation = str(cls.model_fields[info.field_name].annotation)
+        if not annotation.startswith(("list", "typing.List", "set", "tuple")):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list: {exc}") from exc
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     log_level: str = Field("INFO", description="Logging level (stderr only).")
     data_dir: Path | None = Field(None, description="Where this server keeps its data.")

@@ -21,6 +21,7 @@ class DemoSettings(ServerSettings):
     zone: str = "default.test"
     port: int = 53
     secret: SecretStr | None = None
+    zones: list[str] = []
 
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +79,15 @@ def test_logs_go_to_stderr_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "very-secret-token-123" not in captured.err and "***" in captured.err
+
+
+def test_list_settings_accept_json_or_commas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAI_DEMO_ZONES", '["a.test", "b.test"]')
+    assert load_settings(DemoSettings, tmp_path / "x.toml").zones == ["a.test", "b.test"]
+    monkeypatch.setenv("PAI_DEMO_ZONES", "a.test, b.test,")
+    assert load_settings(DemoSettings, tmp_path / "x.toml").zones == ["a.test", "b.test"]
+    monkeypatch.setenv("PAI_DEMO_ZONES", "[broken")
+    with pytest.raises(ConfigError, match="zones"):
+        load_settings(DemoSettings, tmp_path / "x.toml")
