@@ -354,7 +354,42 @@ def _root(
         raise typer.Exit()
 
 
+def _add_server_commands() -> None:
+    """``pai <server> <command> [args…]`` for every server that declares commands."""
+    for spec in discover_servers().values():
+        if not spec.commands:
+            continue
+        group = typer.Typer(name=spec.name, help=f"{spec.name} commands.", no_args_is_help=True)
+        for command, help_text, _path in spec.commands:
+            group.command(
+                command,
+                help=help_text,
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            )(_server_command(spec, command))
+        app.add_typer(group, name=spec.name)
+
+
+def _server_command(spec: ServerSpec, command: str) -> Any:
+    def run(ctx: typer.Context, config: ConfigOpt = None) -> None:
+        from pai_core.errors import PaiError
+        from pai_core.log import configure_logging
+        from pai_core.settings import load_settings
+
+        try:
+            settings = load_settings(spec.settings_cls(), config)
+            configure_logging(settings.log_level)
+            code = spec.run_command(command, settings, list(ctx.args))
+        except PaiError as exc:
+            _err(f"pai {spec.name} {command}: {type(exc).__name__}: {exc}")
+            raise typer.Exit(2) from exc
+        raise typer.Exit(code)
+
+    run.__doc__ = dict((c, h) for c, h, _ in spec.commands)[command]
+    return run
+
+
 def main() -> None:
+    _add_server_commands()
     app()
 
 

@@ -50,6 +50,9 @@ class ServerSpec:
     """Import path of ``build(settings) -> MCPServer``, ``module:function``."""
     doctor: str | None = None
     """Import path of ``checks(settings) -> list[Check]`` for `pai doctor`."""
+    commands: tuple[tuple[str, str, str], ...] = ()
+    """Extra ``pai <name> <command>`` subcommands: ``(command, help, "module:function")``.
+    The function takes ``(settings, argv: list[str])`` and returns an exit code."""
 
     def settings_cls(self) -> type[ServerSettings]:
         cls: type[ServerSettings] = _resolve(self.settings)
@@ -58,6 +61,13 @@ class ServerSpec:
     def build(self, settings: ServerSettings) -> MCPServer[Any]:
         factory: Callable[[ServerSettings], MCPServer[Any]] = _resolve(self.factory)
         return factory(settings)
+
+    def run_command(self, command: str, settings: ServerSettings, argv: list[str]) -> int:
+        for name, _help, path in self.commands:
+            if name == command:
+                fn: Callable[[ServerSettings, list[str]], int] = _resolve(path)
+                return fn(settings, argv)
+        raise KeyError(command)
 
     def checks(self, settings: ServerSettings) -> list[Check]:
         if self.doctor is None:
