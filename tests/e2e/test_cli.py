@@ -135,3 +135,50 @@ def test_module_entry_point_matches_console_script(pai_env: dict[str, str]) -> N
         timeout=60,
     )
     assert out.returncode == 0 and out.stdout.startswith("pai ")
+
+
+def test_claude_code_sees_every_server_of_pai_up(pai_env: dict[str, str], tmp_path: Path) -> None:
+    """`make run` then `claude mcp list` in the same directory: every server ✔ Connected."""
+    from tests.conftest import node_client
+
+    claude = node_client("claude")
+    proc = subprocess.Popen(
+        [PAI, "up"],
+        env=pai_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 150
+        seen = ""
+        while time.monotonic() < deadline and "PAI is up" not in seen:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "PAI is up" in seen, seen
+        env = {
+            **pai_env,
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        }
+        out = subprocess.run(
+            [str(claude), "--settings", '{"enableAllProjectMcpServers": true}', "mcp", "list"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        for name in SERVERS:
+            line = next((ln for ln in out.stdout.splitlines() if ln.startswith(f"pai-{name}:")), "")
+            assert "✔ Connected" in line, out.stdout + out.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        finally:
+            stop_process(proc)  # type: ignore[arg-type]
