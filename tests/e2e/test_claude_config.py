@@ -20,5 +20,7 @@ def test_stdio_configs_point_at_real_console_scripts() -> None:
 
 def test_http_config_matches_pai_up_port_order() -> None:
     servers = json.loads((CONFIG / "mcp.http.json").read_text())["mcpServers"]
-    expected = {f"pai-{s}": f"http://127.0.0.1:{8765 + i}/mcp" for i, s in enumerate(sorted(SERVERS))}
+    expected = {
+        f"pai-{s}": f"http://127.0.0.1:{8765 + i}/mcp" for i, s in enumerate(sorted(SERVERS))
+    }
     assert {k: v["url"] for k, v in servers.items()} == expected
