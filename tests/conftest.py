@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +95,11 @@ class RunningServer:
     transport: str
     port: int
     proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """What the server wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace")
 
     @property
     def url(self) -> str:
@@ -110,15 +116,25 @@ def run_server(
     host: str = "127.0.0.1",
     extra_args: list[str] | None = None,
 ) -> Iterator[RunningServer]:
-    """Start ``pai-<name>`` over http or sse on a free port; stop it by PID on exit."""
+    """Start ``pai-<name>`` over http or sse on a free port; stop it by PID on exit.
+
+    Its stderr goes to a temp file (a pipe nobody drains would block a chatty server).
+    """
     port = free_port()
     cmd = [script(name), "--transport", transport, "--host", host, "--port", str(port)]
-    proc = subprocess.Popen([*cmd, *(extra_args or [])], env=env, stderr=subprocess.PIPE)
+    log_dir = Path(tempfile.mkdtemp(prefix=f"pai-{name}-log-"))
+    log_path = log_dir / "stderr.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen([*cmd, *(extra_args or [])], env=env, stderr=log_file)
     try:
-        wait_for_port(port, proc)
-        yield RunningServer(name, transport, port, proc)
+        try:
+            wait_for_port(port, proc)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}; server log:\n{log_path.read_text()[-3000:]}") from exc
+        yield RunningServer(name, transport, port, proc, log_path)
     finally:
         stop_process(proc)
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 @pytest.fixture

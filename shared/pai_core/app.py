@@ -123,6 +123,7 @@ def tool(
         server.add_tool(
             _mapped(fn),
             name=name,
+            description=inspect.cleandoc(fn.__doc__ or ""),
             title=title or annotations.title,
             annotations=annotations,
             structured_output=structured_output,
