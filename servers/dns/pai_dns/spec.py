@@ -15,6 +15,7 @@ SPEC = ServerSpec(
     description="RFC 2136 + TSIG record changes: planned, policy-checked, one atomic UPDATE, verified on every authoritative server.",
     settings="pai_dns.settings:DnsSettings",
     factory="pai_dns.server:build_server",
+    doctor="pai_dns.doctor:checks",
 )
 
 
