@@ -2,7 +2,7 @@
 
 Rules: ``zone-allowlist``, ``protected-record`` (apex SOA and NS always; MX and SPF TXT at the
 apex unless allowed), ``ttl-bounds``, ``cname-exclusive`` (no CNAME beside other data, none at
-the apex), ``change-share`` (a plan may change at most a share of the zone's RRsets unless
+the apex), ``change-share`` (a plan may update or delete at most a share of the zone's existing RRsets unless
 ``force`` is given, octodns-style; the override is recorded).
 """
 
@@ -61,12 +61,13 @@ class Policy:
                     rule="ttl-bounds",
                 )
         self._cname_exclusive(zone, current, after)
+        # Like octodns, the limit is on existing RRsets updated or deleted; creations are free.
         total = len(current)
-        changed = len(after)
+        changed = sum(1 for key, rr in after.items() if key in current and current[key] != rr)
         if total >= self.min_records_for_share and changed / total > self.max_change_share:
             msg = (
-                f"plan changes {changed} of {total} RRsets ({changed / total:.0%}), above the "
-                f"{self.max_change_share:.0%} limit"
+                f"plan updates or deletes {changed} of {total} existing RRsets "
+                f"({changed / total:.0%}), above the {self.max_change_share:.0%} limit"
             )
             if not force:
                 raise PolicyDenied(

@@ -153,7 +153,14 @@ def test_apex_mail_records_allowed_when_configured(knot: DnsServer, tmp_path: Pa
 
 def test_change_share_needs_force_and_force_is_recorded(knot: DnsServer, tmp_path: Path) -> None:
     svc = service_for(knot, tmp_path, max_change_share=0.2, min_records_for_share=2)
-    changes = [{"name": f"h{i}", "type": "A", "values": [f"192.0.2.{100 + i}"]} for i in range(4)]
+    created = [{"name": f"h{i}", "type": "A", "values": [f"192.0.2.{100 + i}"]} for i in range(9)]
+    svc.apply(svc.plan("example.test", created)["plan_id"])  # creations do not count
+    changes = [
+        {"name": "www", "type": "A", "values": ["192.0.2.200"]},
+        {"name": "mail", "type": "A", "values": ["192.0.2.201"]},
+        {"name": "old", "type": "A", "action": "delete"},
+        {"name": "h0", "type": "A", "action": "delete"},
+    ]
     with pytest.raises(PolicyDenied) as info:
         svc.plan("example.test", changes)
     assert info.value.details["rule"] == "change-share"
