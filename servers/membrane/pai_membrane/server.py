@@ -1,27 +1,85 @@
-"""The MemBrane MCP server: tool declarations only; logic lives in services."""
+"""The MemBrane MCP server: tool declarations only; logic lives in :mod:`pai_membrane.graph`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
+from pydantic import BaseModel, Field
 
-from pai_core.app import add_health_tool, create_server
+from pai_core.annotations import READ_ONLY, tool_annotations
+from pai_core.app import add_health_tool, create_server, tool
 from pai_membrane import __version__
+from pai_membrane.graph.service import GraphService
+from pai_membrane.graph.sqlite_store import SqliteGraphStore
+from pai_membrane.graph.views import (
+    BatchResult,
+    ConflictView,
+    EntityView,
+    FactPage,
+    FactView,
+    MergeResult,
+    PredicateView,
+    TimelineView,
+    TraverseView,
+    WriteResult,
+)
 from pai_membrane.settings import MembraneSettings
 
 __all__ = ["build_server"]
 
-INSTRUCTIONS = """Memory that compounds across sessions: a bi-temporal fact graph, a Markdown vault of learnings, and hybrid search."""
+INSTRUCTIONS = """MemBrane is long-term memory across sessions: a bi-temporal graph of facts.
+Record durable facts with remember_fact (subject PREDICATE object), e.g. 'MemBrane RUNS_ON
+inference01'. Writes detect conflicts (a single-valued predicate with a different object,
+mutually exclusive predicates) and report them with what was done. Read with get_entity,
+query_facts, traverse; ask 'what were we working on last week?' with timeline(since='last week').
+Times accept ISO 8601 or relative forms ('yesterday', '7d', '2 hours ago')."""
+
+WRITE = tool_annotations(read_only=False, destructive=False, idempotent=True)
+PolicyArg = Annotated[
+    Literal["supersede", "reject", "flag"],
+    Field(
+        description="On conflict: supersede (close the old fact's validity; default), reject "
+        "(write nothing) or flag (keep both and open a conflict)."
+    ),
+]
+AsOf = Annotated[
+    str | None,
+    Field(
+        description="World time to look at (default now), ISO 8601 or relative like 'yesterday'."
+    ),
+]
+KnownAt = Annotated[
+    str | None,
+    Field(
+        description="Belief time: only facts recorded by then and not yet retracted then "
+        "(default: everything not retracted now)."
+    ),
+]
 
 
-def _probe(settings: MembraneSettings) -> dict[str, Any]:
+class FactIn(BaseModel):
+    """One fact: subject PREDICATE object (an entity) or value (a literal)."""
+
+    subject: str = Field(description="Entity name, e.g. 'MemBrane'.")
+    predicate: str = Field(description="e.g. RUNS_ON, USES, HAS_VERSION ('runs on' works too).")
+    object: str | None = Field(None, description="Object entity name.")
+    value: str | None = Field(None, description="Or a literal value (version, URL, number).")
+    subject_type: str | None = Field(None, description="e.g. service, host, project, person.")
+    object_type: str | None = Field(None, description="Type of the object entity.")
+    valid_from: str | None = Field(None, description="When it became true (default now).")
+    valid_to: str | None = Field(None, description="When it stopped being true (default open).")
+    source: str | None = Field(None, description="Where this comes from (session, note, tool).")
+    confidence: float = Field(1.0, ge=0, le=1)
+    note: str | None = Field(None, description="Free text.")
+
+
+def _probe(settings: MembraneSettings, service: dict[str, GraphService]) -> dict[str, Any]:
     db = settings.resolved_db_path
-    return {
-        "backend": f"sqlite:{db}",
-        "configured": True,
-        "details": {"db_exists": db.exists(), "vault": str(settings.resolved_vault_path)},
-    }
+    details: dict[str, Any] = {"db_exists": db.exists(), "vault": str(settings.resolved_vault_path)}
+    if "graph" in service:
+        details.update(service["graph"].stats())
+    return {"backend": f"sqlite:{db}", "configured": True, "details": details}
 
 
 def build_server(settings: MembraneSettings) -> MCPServer[Any]:
@@ -29,5 +87,176 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
     server = create_server(
         "membrane", version=__version__, instructions=INSTRUCTIONS, settings=settings
     )
-    add_health_tool(server, version=__version__, settings=settings, probe=lambda: _probe(settings))
+    cache: dict[str, GraphService] = {}
+
+    def graph() -> GraphService:
+        # Opened on first use: start-up stays fast however large the store is.
+        if "graph" not in cache:
+            cache["graph"] = GraphService(SqliteGraphStore(settings.resolved_db_path))
+        return cache["graph"]
+
+    add_health_tool(
+        server, version=__version__, settings=settings, probe=lambda: _probe(settings, cache)
+    )
+
+    @tool(server, WRITE)
+    def remember_fact(
+        fact: Annotated[FactIn, Field(description="The fact to record.")],
+        policy: PolicyArg = "supersede",
+    ) -> WriteResult:
+        """Record one fact. Identical current facts are not duplicated (status 'unchanged').
+
+        Conflicts are reported with the existing fact, the new one, the rule and the action taken.
+        Nothing is ever deleted: a superseded fact keeps its history.
+        """
+        return graph().remember(fact.model_dump(exclude_none=True), policy)
+
+    @tool(server, WRITE)
+    def remember_facts(
+        facts: Annotated[list[FactIn], Field(description="Facts to record together (max 1000).")],
+        policy: PolicyArg = "supersede",
+    ) -> BatchResult:
+        """Record several facts in one transaction: all are written or none (e.g. under reject)."""
+        return graph().remember_many([f.model_dump(exclude_none=True) for f in facts], policy)
+
+    @tool(server, tool_annotations(read_only=False, destructive=True, idempotent=True))
+    def retract_fact(
+        fact_id: Annotated[str, Field(description="Id from a previous result.")],
+        reason: Annotated[str, Field(description="Why it is withdrawn.")] = "",
+    ) -> FactView:
+        """Withdraw a fact that was wrong. It stays in history with retracted_at set."""
+        return graph().retract(fact_id, reason)
+
+    @tool(server, READ_ONLY)
+    def get_entity(
+        name: Annotated[str, Field(description="Entity name or alias (case-insensitive).")],
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        include_history: Annotated[bool, Field(description="Also superseded/retracted.")] = False,
+        limit: Annotated[int, Field(ge=1, le=500)] = 100,
+    ) -> EntityView:
+        """An entity with its aliases and its facts in and out (true now, or as of a time)."""
+        return graph().get_entity(
+            name, as_of=as_of, include_history=include_history, limit=limit, known_at=known_at
+        )
+
+    @tool(server, READ_ONLY)
+    def query_facts(
+        subject: Annotated[str | None, Field(description="Subject entity.")] = None,
+        predicate: Annotated[str | None, Field(description="Predicate (aliases resolve).")] = None,
+        object: Annotated[str | None, Field(description="Object entity.")] = None,
+        value: Annotated[str | None, Field(description="Literal value.")] = None,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        include_history: Annotated[bool, Field(description="Include past and retracted.")] = False,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        offset: Annotated[int, Field(ge=0)] = 0,
+    ) -> FactPage:
+        """Facts matching any combination of subject, predicate, object, value (paginated)."""
+        return graph().query(
+            known_at=known_at,
+            subject=subject,
+            predicate=predicate,
+            object=object,
+            value=value,
+            as_of=as_of,
+            include_history=include_history,
+            limit=limit,
+            offset=offset,
+        )
+
+    @tool(server, READ_ONLY)
+    def traverse(
+        start: Annotated[str, Field(description="Entity to start from.")],
+        depth: Annotated[int, Field(ge=1, le=4, description="Hops.")] = 2,
+        predicates: Annotated[list[str] | None, Field(description="Only these predicates.")] = None,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
+        limit: Annotated[int, Field(ge=1, le=1000, description="Max edges.")] = 200,
+    ) -> TraverseView:
+        """Entities and facts within k hops of an entity, in both directions."""
+        return graph().traverse(
+            start, depth=depth, predicates=predicates, as_of=as_of, limit=limit, known_at=known_at
+        )
+
+    @tool(server, READ_ONLY)
+    def timeline(
+        since: Annotated[str, Field(description="Start, e.g. 'last week', '7d', ISO 8601.")],
+        until: Annotated[str | None, Field(description="End (default now).")] = None,
+        limit: Annotated[int, Field(ge=1, le=5000)] = 500,
+    ) -> TimelineView:
+        """What was recorded, became true, ended or was retracted in a window, grouped by
+        project (via PART_OF) or entity: 'what were we working on last week?'."""
+        return graph().timeline(since=since, until=until, limit=limit)
+
+    @tool(server, READ_ONLY)
+    def list_conflicts(
+        status: Annotated[
+            Literal["open", "resolved"] | None, Field(description="Filter.")
+        ] = "open",
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        offset: Annotated[int, Field(ge=0)] = 0,
+    ) -> list[ConflictView]:
+        """Conflicts kept by the 'flag' policy, with both facts."""
+        return graph().list_conflicts(status, limit, offset)
+
+    @tool(server, WRITE)
+    def resolve_conflict(
+        conflict_id: Annotated[str, Field(description="From list_conflicts.")],
+        keep: Annotated[Literal["new", "existing", "both"], Field(description="Which fact wins.")],
+        note: Annotated[str, Field(description="Why.")] = "",
+    ) -> ConflictView:
+        """Resolve an open conflict: keep the new fact (the old one is closed), the existing one
+        (the new one is retracted), or both."""
+        return graph().resolve_conflict(conflict_id, keep, note)
+
+    @tool(server, WRITE)
+    def define_predicate(
+        name: Annotated[str, Field(description="Predicate name, e.g. SCHEDULED_ON.")],
+        cardinality: Annotated[
+            Literal["one", "many"],
+            Field(
+                description="one: a subject has at most one current object (a new one conflicts)."
+            ),
+        ] = "many",
+        aliases: Annotated[list[str] | None, Field(description="Other names.")] = None,
+        inverse: Annotated[str | None, Field(description="Name of the inverse relation.")] = None,
+        exclusive_with: Annotated[
+            list[str] | None,
+            Field(description="Predicates that contradict this one for the same object."),
+        ] = None,
+        description: Annotated[str, Field(description="What it means.")] = "",
+    ) -> PredicateView:
+        """Declare or update a predicate's schema (cardinality, aliases, inverse, exclusions)."""
+        return graph().define_predicate(
+            name,
+            cardinality,
+            aliases=aliases,
+            inverse=inverse,
+            exclusive_with=exclusive_with,
+            description=description,
+        )
+
+    @tool(server, READ_ONLY)
+    def list_predicates() -> list[PredicateView]:
+        """Every predicate with its schema (built-in and defined)."""
+        return graph().list_predicates()
+
+    @tool(server, WRITE)
+    def add_alias(
+        entity: Annotated[str, Field(description="Existing entity.")],
+        alias: Annotated[str, Field(description="Another name for it.")],
+    ) -> EntityView:
+        """Make another name find this entity (e.g. 'Mem Brane' for 'MemBrane')."""
+        return graph().add_alias(entity, alias)
+
+    @tool(server, tool_annotations(read_only=False, destructive=True))
+    def merge_entities(
+        source: Annotated[str, Field(description="Entity to merge away.")],
+        target: Annotated[str, Field(description="Entity to keep.")],
+    ) -> MergeResult:
+        """Merge two entities that are one thing: facts move to the target, the source's name
+        becomes an alias, duplicates are retracted (kept in history)."""
+        return graph().merge_entities(source, target)
+
     return server

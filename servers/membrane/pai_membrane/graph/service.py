@@ -1,0 +1,761 @@
+"""The fact graph's rules: resolution of names and predicates, conflict detection, history.
+
+Every write runs in one store write transaction: resolve entities (keys, aliases) and the
+predicate (aliases), look up the current facts of the same subject under the same or an
+exclusive predicate, decide (idempotent no-op, conflict, or plain write), and apply the chosen
+policy — ``supersede`` (default: close the old fact's validity where the new one starts),
+``reject`` (write nothing) or ``flag`` (keep both and open a conflict). Nothing is ever deleted:
+superseded facts keep their history and retractions only stamp ``retracted_at``.
+
+Public API for other layers of MemBrane (the vault, search):
+``upsert_entity(name, type)``, ``link(subject, predicate, object, source)`` for MENTIONS /
+RELATES_TO edges, ``entity_names()`` for linking text to entities, and ``current_facts()``, an
+iterator over current facts (as :class:`FactView`) for indexing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any, Literal
+
+from pai_core.errors import Conflict as ConflictError
+from pai_core.errors import InvalidInput, NotFound
+from pai_membrane.graph.model import (
+    MAX_VALUE,
+    Conflict,
+    Entity,
+    Fact,
+    PredicateDef,
+    clean_text,
+    entity_key,
+    normalise_predicate,
+)
+from pai_membrane.graph.store import GraphStore, GraphTx
+from pai_membrane.graph.views import (
+    BatchResult,
+    ConflictReport,
+    ConflictView,
+    EntityView,
+    FactPage,
+    FactView,
+    MergeResult,
+    PredicateView,
+    TimelineGroup,
+    TimelineView,
+    TraverseView,
+    WriteResult,
+)
+from pai_membrane.timeparse import iso, parse_time
+
+__all__ = ["BUILTIN_PREDICATES", "GraphService", "Policy"]
+
+Policy = Literal["supersede", "reject", "flag"]
+MAX_BATCH = 1000
+
+BUILTIN_PREDICATES = (
+    PredicateDef(
+        "RUNS_ON",
+        "one",
+        None,
+        "Where a service or workload runs.",
+        ("HOSTED_ON", "DEPLOYED_ON", "RUNS_AT"),
+        builtin=True,
+    ),
+    PredicateDef("HAS_VERSION", "one", None, "The version in use.", ("VERSION",), builtin=True),
+    PredicateDef("HAS_STATUS", "one", None, "Current status.", ("STATUS",), builtin=True),
+    PredicateDef("OWNED_BY", "one", None, "Who owns it.", ("OWNER",), builtin=True),
+    PredicateDef("LOCATED_IN", "one", None, "Where it is.", (), builtin=True),
+    PredicateDef(
+        "PART_OF",
+        "one",
+        "HAS_PART",
+        "The project or system it belongs to.",
+        ("BELONGS_TO",),
+        builtin=True,
+    ),
+    PredicateDef(
+        "USES", "many", None, "Tools, libraries, services used.", ("USING",), builtin=True
+    ),
+    PredicateDef("DEPENDS_ON", "many", None, "Dependencies.", ("REQUIRES",), builtin=True),
+    PredicateDef(
+        "WORKS_ON", "many", None, "People or agents working on a project.", (), builtin=True
+    ),
+    PredicateDef(
+        "MENTIONS", "many", None, "A note or episode mentions an entity.", (), builtin=True
+    ),
+    PredicateDef("RELATES_TO", "many", None, "A loose relation.", (), builtin=True),
+    PredicateDef(
+        "ENABLED", "many", None, "A feature or rule is enabled.", (), ("DISABLED",), builtin=True
+    ),
+    PredicateDef(
+        "DISABLED", "many", None, "A feature or rule is disabled.", (), ("ENABLED",), builtin=True
+    ),
+)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
+
+
+class GraphService:
+    """The bi-temporal fact graph over a :class:`GraphStore`."""
+
+    def __init__(self, store: GraphStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._seeded = False
+
+    # ------------------------------------------------------------ helpers
+    def _seed(self, tx: GraphTx) -> None:
+        if self._seeded:
+            return
+        for pred in BUILTIN_PREDICATES:
+            if tx.predicate(pred.name) is None:
+                tx.upsert_predicate(pred)
+        self._seeded = True
+
+    def _write(self) -> Any:
+        return self.store.write()
+
+    def _time(self, value: str | float | None, field: str, default: float | None) -> float | None:
+        if value is None or value == "":
+            return default
+        return parse_time(value, field=field)
+
+    def _resolve_predicate(self, tx: GraphTx, name: str, field: str = "predicate") -> PredicateDef:
+        canon = normalise_predicate(name, field=field)
+        aliased = tx.predicate_for_alias(canon)
+        if aliased:
+            canon = aliased
+        return tx.predicate(canon) or PredicateDef(canon, "many")
+
+    def _entity(self, tx: GraphTx, name: str, field: str) -> Entity:
+        found = tx.entity_by_key(entity_key(name, field=field))
+        if found is None:
+            raise NotFound(
+                f"no entity named {name!r}",
+                field=field,
+                hint="Check the name or list facts with query_facts.",
+            )
+        return found
+
+    def _ensure_entity(self, tx: GraphTx, name: str, type_: str | None, field: str) -> Entity:
+        key = entity_key(name, field=field)
+        found = tx.entity_by_key(key)
+        if found is not None:
+            if type_ and found.type == "thing":
+                tx.set_entity_type(found.id, clean_text(type_, field=f"{field}_type", max_len=64))
+            return found
+        entity = Entity(
+            id=_new_id("e"),
+            name=clean_text(name, field=field),
+            key=key,
+            type=clean_text(type_, field=f"{field}_type", max_len=64) if type_ else "thing",
+            created_at=self.clock(),
+        )
+        tx.insert_entity(entity)
+        return entity
+
+    def _view(
+        self,
+        tx: GraphTx,
+        fact: Fact,
+        names: dict[str, Entity] | None = None,
+        now: float | None = None,
+    ) -> FactView:
+        now = self.clock() if now is None else now
+        ids = [fact.subject_id] + ([fact.object_id] if fact.object_id else [])
+        names = names if names is not None else tx.entities_by_ids(ids)
+        subject = names.get(fact.subject_id)
+        obj = names.get(fact.object_id) if fact.object_id else None
+        return FactView(
+            id=fact.id,
+            subject=subject.name if subject else fact.subject_id,
+            predicate=fact.predicate,
+            object=obj.name if obj else None,
+            value=fact.value,
+            valid_from=iso(fact.valid_from) or "",
+            valid_to=iso(fact.valid_to),
+            recorded_at=iso(fact.recorded_at) or "",
+            retracted_at=iso(fact.retracted_at),
+            current=fact.retracted_at is None and fact.valid_at(now),
+            source=fact.source,
+            confidence=fact.confidence,
+            note=fact.note,
+            superseded_by=fact.superseded_by,
+        )
+
+    def _views(self, tx: GraphTx, facts: list[Fact]) -> list[FactView]:
+        ids = [f.subject_id for f in facts] + [f.object_id for f in facts if f.object_id]
+        names = tx.entities_by_ids(ids)
+        now = self.clock()
+        return [self._view(tx, f, names, now) for f in facts]
+
+    # ------------------------------------------------------------ writing
+    def remember(self, item: dict[str, Any], policy: Policy = "supersede") -> WriteResult:
+        """Write one fact (see :meth:`remember_many`)."""
+        batch = self.remember_many([item], policy)
+        return batch.results[0]
+
+    def remember_many(
+        self, items: list[dict[str, Any]], policy: Policy = "supersede"
+    ) -> BatchResult:
+        """Write facts in one transaction: all or nothing.
+
+        Each item: ``subject``, ``predicate``, and ``object`` (an entity name) or ``value`` (a
+        literal); optional ``subject_type``, ``object_type``, ``valid_from``, ``valid_to``,
+        ``source``, ``confidence``, ``note``. Under ``reject``, any conflict writes nothing.
+        """
+        if policy not in ("supersede", "reject", "flag"):
+            raise InvalidInput(
+                f"policy {policy!r} is unknown",
+                field="policy",
+                hint="Use supersede, reject or flag.",
+            )
+        if not items:
+            raise InvalidInput("no facts given", field="facts")
+        if len(items) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} facts per batch", field="facts")
+        try:
+            with self._write() as tx:
+                self._seed(tx)
+                results = [
+                    self._remember_in(tx, item, policy, index=i) for i, item in enumerate(items)
+                ]
+                if policy == "reject" and any(r.status == "rejected" for r in results):
+                    raise _Rollback(results)
+        except _Rollback as rollback:
+            # All or nothing: facts that would have been written were rolled back too.
+            undone = [
+                r if r.status != "written" else WriteResult(status="rejected")
+                for r in rollback.results
+            ]
+            return BatchResult(status="rejected", written=0, unchanged=0, results=undone)
+        written = sum(r.status == "written" for r in results)
+        return BatchResult(
+            status="written",
+            written=written,
+            unchanged=sum(r.status == "unchanged" for r in results),
+            results=results,
+        )
+
+    def _remember_in(
+        self, tx: GraphTx, item: dict[str, Any], policy: Policy, *, index: int
+    ) -> WriteResult:
+        where = "" if index == 0 else f"facts[{index}]."
+        now = self.clock()
+        pred = self._resolve_predicate(tx, str(item.get("predicate", "")), f"{where}predicate")
+        obj_name, value = item.get("object"), item.get("value")
+        if (obj_name is None) == (value is None):
+            raise InvalidInput(
+                "give exactly one of object (an entity) or value (a literal)",
+                field=f"{where}object",
+            )
+        if value is not None:
+            value = clean_text(
+                str(value), field=f"{where}value", max_len=MAX_VALUE, allow_newlines=True
+            )
+        valid_from = self._time(item.get("valid_from"), f"{where}valid_from", now)
+        valid_to = self._time(item.get("valid_to"), f"{where}valid_to", None)
+        assert valid_from is not None
+        if valid_to is not None and valid_to <= valid_from:
+            raise InvalidInput("valid_to must be after valid_from", field=f"{where}valid_to")
+        confidence = float(item.get("confidence", 1.0))
+        if not 0.0 <= confidence <= 1.0:
+            raise InvalidInput("confidence must be between 0 and 1", field=f"{where}confidence")
+        source = (
+            clean_text(str(item["source"]), field=f"{where}source", max_len=500)
+            if item.get("source")
+            else ""
+        )
+        note = (
+            clean_text(
+                str(item["note"]), field=f"{where}note", max_len=MAX_VALUE, allow_newlines=True
+            )
+            if item.get("note")
+            else ""
+        )
+        subject = self._ensure_entity(
+            tx, str(item.get("subject", "")), item.get("subject_type"), f"{where}subject"
+        )
+        obj = (
+            self._ensure_entity(tx, str(obj_name), item.get("object_type"), f"{where}object")
+            if obj_name is not None
+            else None
+        )
+        if obj is not None and obj.id == subject.id:
+            raise InvalidInput("a fact cannot relate an entity to itself", field=f"{where}object")
+        new = Fact(
+            id=_new_id("f"),
+            subject_id=subject.id,
+            predicate=pred.name,
+            object_id=obj.id if obj else None,
+            value=value,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            recorded_at=now,
+            source=source,
+            confidence=confidence,
+            note=note,
+        )
+        related = [pred.name, *pred.exclusive_with]
+        existing = [
+            f
+            for f in tx.facts(subject_id=subject.id, predicates=related)
+            if f.overlaps(valid_from, valid_to)
+        ]
+        for f in existing:
+            if (
+                f.predicate == new.predicate
+                and f.object_key() == new.object_key()
+                and f.valid_from <= valid_from
+                and f.valid_to is None
+                and valid_to is None
+            ):
+                return WriteResult(status="unchanged", fact=self._view(tx, f))
+        clashes: list[tuple[Fact, Any]] = []
+        for f in existing:
+            if (
+                f.predicate == new.predicate
+                and pred.cardinality == "one"
+                and f.object_key() != new.object_key()
+            ):
+                clashes.append((f, "cardinality-one"))
+            elif f.predicate != new.predicate and f.object_key() == new.object_key():
+                clashes.append((f, "mutual-exclusion"))
+        if clashes and policy == "reject":
+            rejected = [
+                ConflictReport(
+                    rule=why,
+                    existing=self._view(tx, clash),
+                    new=self._view(tx, new),
+                    action="rejected",
+                )
+                for clash, why in clashes
+            ]
+            return WriteResult(status="rejected", fact=None, conflicts=rejected)
+        reports: list[tuple[Fact, Any, Any, Conflict | None]] = []
+        for f, rule in clashes:
+            if policy == "flag":
+                conflict = Conflict(
+                    id=_new_id("c"),
+                    fact_id=new.id,
+                    existing_fact_id=f.id,
+                    rule=rule,
+                    status="open",
+                    created_at=now,
+                )
+                reports.append((f, rule, "flagged", conflict))
+            elif f.valid_from <= new.valid_from:
+                tx.close_fact(f.id, new.valid_from, new.id)
+                reports.append(
+                    (
+                        replace(f, valid_to=new.valid_from, superseded_by=new.id),
+                        rule,
+                        "superseded-existing",
+                        None,
+                    )
+                )
+            else:
+                bound = f.valid_from if new.valid_to is None else min(new.valid_to, f.valid_from)
+                new = replace(new, valid_to=bound)
+                reports.append((f, rule, "bounded-new", None))
+        tx.insert_fact(new)
+        out: list[ConflictReport] = []
+        for old, rule_name, action, opened in reports:
+            if opened is not None:
+                tx.insert_conflict(opened)
+            out.append(
+                ConflictReport(
+                    rule=rule_name,
+                    existing=self._view(tx, old),
+                    new=self._view(tx, new),
+                    action=action,
+                    conflict_id=opened.id if opened else None,
+                )
+            )
+        return WriteResult(status="written", fact=self._view(tx, new), conflicts=out)
+
+    def retract(self, fact_id: str, reason: str = "") -> FactView:
+        with self._write() as tx:
+            fact = tx.fact(fact_id)
+            if fact is None:
+                raise NotFound(
+                    f"no fact {fact_id!r}",
+                    field="fact_id",
+                    hint="Find fact ids with query_facts or get_entity.",
+                )
+            if fact.retracted_at is None:
+                tx.retract_fact(
+                    fact_id,
+                    self.clock(),
+                    clean_text(reason, field="reason", max_len=500) if reason else "",
+                )
+            return self._view(tx, tx.fact(fact_id))
+
+    # ------------------------------------------------------------ reading
+    def _read_time(self, as_of: str | None) -> float:
+        return self._time(as_of, "as_of", self.clock()) or self.clock()
+
+    def _known(self, known_at: str | None) -> float | None:
+        return self._time(known_at, "known_at", None)
+
+    def get_entity(
+        self,
+        name: str,
+        *,
+        as_of: str | None = None,
+        include_history: bool = False,
+        limit: int = 100,
+        known_at: str | None = None,
+    ) -> EntityView:
+        t = self._read_time(as_of)
+        known = self._known(known_at)
+        with self.store.read() as tx:
+            entity = self._entity(tx, name, "name")
+            kw: dict[str, Any] = (
+                {"include_retracted": True}
+                if include_history
+                else {"valid_at": t, "known_at": known}
+            )
+            out = tx.facts(subject_id=entity.id, limit=limit + 1, **kw)
+            inc = tx.facts(object_id=entity.id, limit=limit + 1, **kw)
+            truncated = len(out) > limit or len(inc) > limit
+            return EntityView(
+                id=entity.id,
+                name=entity.name,
+                type=entity.type,
+                aliases=tx.aliases(entity.id),
+                outgoing=self._views(tx, out[:limit]),
+                incoming=self._views(tx, inc[:limit]),
+                truncated=truncated,
+            )
+
+    def query(
+        self,
+        *,
+        subject: str | None = None,
+        predicate: str | None = None,
+        object: str | None = None,
+        value: str | None = None,
+        as_of: str | None = None,
+        include_history: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+        known_at: str | None = None,
+    ) -> FactPage:
+        if limit < 1 or limit > 500:
+            raise InvalidInput("limit must be 1..500", field="limit")
+        t = self._read_time(as_of)
+        with self.store.read() as tx:
+            kw: dict[str, Any] = {}
+            if subject:
+                kw["subject_id"] = self._entity(tx, subject, "subject").id
+            if object:
+                kw["object_id"] = self._entity(tx, object, "object").id
+            if predicate:
+                pred = self._resolve_predicate(tx, predicate)
+                kw["predicates"] = [pred.name]
+            if value is not None:
+                kw["value"] = value
+            if not kw:
+                raise InvalidInput(
+                    "give at least one of subject, predicate, object or value", field="subject"
+                )
+            if include_history:
+                kw["include_retracted"] = True
+            else:
+                kw["valid_at"] = t
+                kw["known_at"] = self._known(known_at)
+            facts = tx.facts(limit=limit + 1, offset=offset, **kw)
+            more = len(facts) > limit
+            return FactPage(
+                facts=self._views(tx, facts[:limit]), next_offset=offset + limit if more else None
+            )
+
+    def traverse(
+        self,
+        start: str,
+        *,
+        depth: int = 2,
+        predicates: list[str] | None = None,
+        as_of: str | None = None,
+        limit: int = 200,
+        known_at: str | None = None,
+    ) -> TraverseView:
+        if not 1 <= depth <= 4:
+            raise InvalidInput("depth must be 1..4", field="depth")
+        t = self._read_time(as_of)
+        known = self._known(known_at)
+        with self.store.read() as tx:
+            root = self._entity(tx, start, "start")
+            preds = (
+                [self._resolve_predicate(tx, p).name for p in predicates] if predicates else None
+            )
+            seen = {root.id: 0}
+            edges: dict[str, Fact] = {}
+            queue = deque([root.id])
+            truncated = False
+            while queue:
+                node = queue.popleft()
+                if seen[node] >= depth:
+                    continue
+                for f in tx.facts(
+                    entity_id=node,
+                    predicates=preds,
+                    valid_at=t,
+                    known_at=known,
+                    limit=limit + 1,
+                ):
+                    if len(edges) >= limit:
+                        truncated = True
+                        break
+                    edges[f.id] = f
+                    other = f.object_id if f.subject_id == node else f.subject_id
+                    if other and other not in seen:
+                        seen[other] = seen[node] + 1
+                        queue.append(other)
+            names = tx.entities_by_ids(list(seen))
+            nodes = [
+                {"name": names[i].name, "type": names[i].type, "depth": d}
+                for i, d in sorted(seen.items(), key=lambda kv: kv[1])
+                if i in names
+            ]
+            return TraverseView(
+                start=root.name,
+                nodes=nodes,
+                edges=self._views(tx, list(edges.values())),
+                truncated=truncated,
+            )
+
+    def timeline(self, *, since: str, until: str | None = None, limit: int = 500) -> TimelineView:
+        t0 = self._time(since, "since", None)
+        t1 = self._time(until, "until", self.clock())
+        assert t0 is not None and t1 is not None
+        if t1 < t0:
+            raise InvalidInput("until is before since", field="until")
+        with self.store.read() as tx:
+            facts = tx.timeline(t0, t1, limit + 1)
+            truncated = len(facts) > limit
+            facts = facts[:limit]
+            views = self._views(tx, facts)
+            project_of = self._projects(tx, facts)
+            groups: dict[str, list[dict[str, str | None]]] = defaultdict(list)
+            for fact, view in zip(facts, views, strict=True):
+                what = f"{view.subject} {view.predicate} {view.object or view.value}"
+                for kind, stamp in (
+                    ("recorded", fact.recorded_at),
+                    ("valid_from", fact.valid_from),
+                    ("ended", fact.valid_to),
+                    ("retracted", fact.retracted_at),
+                ):
+                    if stamp is not None and t0 <= stamp <= t1:
+                        groups[project_of.get(fact.subject_id, view.subject)].append(
+                            {"at": iso(stamp), "event": kind, "fact": what, "fact_id": fact.id}
+                        )
+            ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+            return TimelineView(
+                since=iso(t0) or "",
+                until=iso(t1) or "",
+                groups=[
+                    TimelineGroup(group=g, events=sorted(ev, key=lambda e: e["at"] or ""))
+                    for g, ev in ordered
+                ],
+                total_events=sum(len(ev) for ev in groups.values()),
+                truncated=truncated,
+            )
+
+    def _projects(self, tx: GraphTx, facts: list[Fact]) -> dict[str, str]:
+        """Subject id → project name, via PART_OF (or the subject itself if it is a project)."""
+        out: dict[str, str] = {}
+        subjects = {f.subject_id for f in facts}
+        names = tx.entities_by_ids(list(subjects))
+        for sid in subjects:
+            entity = names.get(sid)
+            if entity and entity.type.lower() == "project":
+                out[sid] = entity.name
+                continue
+            parents = tx.facts(subject_id=sid, predicates=["PART_OF"], limit=1)
+            if parents and parents[0].object_id:
+                parent = tx.entity(parents[0].object_id)
+                if parent:
+                    out[sid] = parent.name
+        return out
+
+    # ------------------------------------------------------------ conflicts
+    def list_conflicts(
+        self, status: str | None = "open", limit: int = 50, offset: int = 0
+    ) -> list[ConflictView]:
+        if status not in (None, "open", "resolved"):
+            raise InvalidInput("status must be open, resolved or empty", field="status")
+        with self.store.read() as tx:
+            return [self._conflict_view(tx, c) for c in tx.conflicts(status, limit, offset)]
+
+    def _conflict_view(self, tx: GraphTx, c: Conflict) -> ConflictView:
+        new, old = tx.fact(c.fact_id), tx.fact(c.existing_fact_id)
+        return ConflictView(
+            id=c.id,
+            rule=c.rule,
+            status=c.status,
+            created_at=iso(c.created_at) or "",
+            resolved_at=iso(c.resolved_at),
+            resolution=c.resolution,
+            new=self._view(tx, new) if new else None,
+            existing=self._view(tx, old) if old else None,
+        )
+
+    def resolve_conflict(self, conflict_id: str, keep: str, note: str = "") -> ConflictView:
+        if keep not in ("new", "existing", "both"):
+            raise InvalidInput("keep must be new, existing or both", field="keep")
+        with self._write() as tx:
+            c = tx.conflict(conflict_id)
+            if c is None:
+                raise NotFound(
+                    f"no conflict {conflict_id!r}",
+                    field="conflict_id",
+                    hint="List open conflicts with list_conflicts.",
+                )
+            if c.status != "open":
+                raise ConflictError(f"conflict {conflict_id} is already resolved")
+            now = self.clock()
+            if keep == "new":
+                old, new = tx.fact(c.existing_fact_id), tx.fact(c.fact_id)
+                if old and new and old.valid_from <= new.valid_from:
+                    tx.close_fact(old.id, new.valid_from, new.id)
+                elif old:
+                    tx.retract_fact(old.id, now, "conflict resolved: kept the newer fact")
+            elif keep == "existing":
+                tx.retract_fact(c.fact_id, now, "conflict resolved: kept the existing fact")
+            tx.resolve_conflict(conflict_id, now, f"kept {keep}" + (f": {note}" if note else ""))
+            return self._conflict_view(tx, tx.conflict(conflict_id))
+
+    # ------------------------------------------------------------ schema & entities
+    def define_predicate(
+        self,
+        name: str,
+        cardinality: str = "many",
+        *,
+        aliases: list[str] | None = None,
+        inverse: str | None = None,
+        exclusive_with: list[str] | None = None,
+        description: str = "",
+    ) -> PredicateView:
+        if cardinality not in ("one", "many"):
+            raise InvalidInput("cardinality must be one or many", field="cardinality")
+        canon = normalise_predicate(name, field="name")
+        alias_names = tuple(normalise_predicate(a, field="aliases") for a in aliases or [])
+        excl = tuple(normalise_predicate(e, field="exclusive_with") for e in exclusive_with or [])
+        inv = normalise_predicate(inverse, field="inverse") if inverse else None
+        if canon in alias_names or canon in excl:
+            raise InvalidInput("a predicate cannot alias or exclude itself", field="aliases")
+        with self._write() as tx:
+            self._seed(tx)
+            for alias in alias_names:
+                owner = tx.predicate_for_alias(alias)
+                if (owner and owner != canon) or tx.predicate(alias):
+                    raise ConflictError(
+                        f"{alias} already names predicate {owner or alias}",
+                        hint="Choose another alias.",
+                    )
+            pred = PredicateDef(canon, cardinality, inv, description, alias_names, excl)  # type: ignore[arg-type]
+            tx.upsert_predicate(pred)
+            for other in excl:  # exclusion is symmetric
+                existing = tx.predicate(other) or PredicateDef(other, "many")
+                if canon not in existing.exclusive_with:
+                    tx.upsert_predicate(
+                        replace(existing, exclusive_with=(*existing.exclusive_with, canon))
+                    )
+            return _pred_view(pred)
+
+    def list_predicates(self) -> list[PredicateView]:
+        with self._write() as tx:
+            self._seed(tx)
+            return [_pred_view(p) for p in tx.predicates()]
+
+    def add_alias(self, entity: str, alias: str) -> EntityView:
+        with self._write() as tx:
+            target = self._entity(tx, entity, "entity")
+            key = entity_key(alias, field="alias")
+            owner = tx.entity_by_key(key)
+            if owner is not None and owner.id != target.id:
+                raise ConflictError(
+                    f"{alias!r} already names entity {owner.name!r}",
+                    hint="Use merge_entities to make them one entity.",
+                )
+            tx.add_alias(key, clean_text(alias, field="alias"), target.id)
+        return self.get_entity(target.name)
+
+    def merge_entities(self, source: str, target: str) -> MergeResult:
+        with self._write() as tx:
+            src = self._entity(tx, source, "source")
+            dst = self._entity(tx, target, "target")
+            if src.id == dst.id:
+                raise InvalidInput("cannot merge an entity into itself", field="source")
+            moved = tx.repoint(src.id, dst.id)
+            tx.add_alias(src.key, src.name, dst.id)
+            tx.mark_merged(src.id, dst.id)
+            dups = 0
+            seen: set[tuple[str, str, str | None, str | None]] = set()
+            for f in tx.facts(entity_id=dst.id, limit=100000):
+                sig = (f.subject_id, f.predicate, f.object_id, f.value)
+                if sig in seen and f.valid_to is None:
+                    tx.retract_fact(f.id, self.clock(), "duplicate after merge")
+                    dups += 1
+                seen.add(sig)
+        return MergeResult(
+            target=self.get_entity(dst.name), facts_moved=moved, duplicates_retracted=dups
+        )
+
+    # ------------------------------------------------------------ API for other layers
+    def upsert_entity(self, name: str, type_: str | None = None) -> str:
+        with self._write() as tx:
+            return self._ensure_entity(tx, name, type_, "name").name
+
+    def link(self, subject: str, predicate: str, obj: str, source: str) -> WriteResult:
+        return self.remember(
+            {"subject": subject, "predicate": predicate, "object": obj, "source": source}
+        )
+
+    def entity_names(self) -> list[tuple[str, list[str]]]:
+        """Every entity's name and aliases, for linking text to entities."""
+        with self.store.read() as tx:
+            return [(name, tx.aliases(eid)) for eid, name in tx.entity_names()]
+
+    def current_facts(self, batch: int = 1000) -> Iterator[FactView]:
+        offset = 0
+        while True:
+            with self.store.read() as tx:
+                facts = tx.facts(valid_at=self.clock(), limit=batch, offset=offset)
+                views = self._views(tx, facts)
+            yield from views
+            if len(facts) < batch:
+                return
+            offset += batch
+
+    def stats(self) -> dict[str, int]:
+        with self.store.read() as tx:
+            return {"facts": tx.count_facts(), "entities": tx.count_entities()}
+
+
+class _Rollback(Exception):
+    """Raised inside a write transaction to roll back a batch rejected by policy."""
+
+    def __init__(self, results: list[WriteResult]) -> None:
+        super().__init__("rejected")
+        self.results = results
+
+
+def _pred_view(p: PredicateDef) -> PredicateView:
+    return PredicateView(
+        name=p.name,
+        cardinality=p.cardinality,
+        inverse=p.inverse,
+        aliases=list(p.aliases),
+        exclusive_with=list(p.exclusive_with),
+        description=p.description,
+        builtin=p.builtin,
+    )

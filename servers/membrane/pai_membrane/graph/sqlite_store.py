@@ -1,0 +1,471 @@
+"""The embedded graph store: one SQLite file in WAL mode, safe for several processes.
+
+Writers start with ``BEGIN IMMEDIATE`` (a deferred read-then-write transaction deadlocks under
+concurrency and ``busy_timeout`` cannot fix it) and are retried while the database is busy,
+so callers never see "database is locked". A transaction is all-or-nothing: a process killed
+in the middle of one leaves nothing of it behind. Tables carry the prefix ``g_``; other layers
+keep their own tables in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from pai_core.errors import BackendUnavailable
+from pai_membrane.graph.model import Conflict, Entity, Fact, PredicateDef
+
+__all__ = ["SqliteGraphStore", "connect"]
+
+SCHEMA_VERSION = 1
+BUSY_DEADLINE_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS g_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS g_entities (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+    created_at REAL NOT NULL, merged_into TEXT);
+CREATE TABLE IF NOT EXISTS g_aliases (
+    key TEXT PRIMARY KEY, alias TEXT NOT NULL, entity_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS g_aliases_entity ON g_aliases(entity_id);
+CREATE TABLE IF NOT EXISTS g_predicates (
+    name TEXT PRIMARY KEY, cardinality TEXT NOT NULL, inverse TEXT, description TEXT NOT NULL,
+    aliases TEXT NOT NULL, exclusive_with TEXT NOT NULL, builtin INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS g_predicate_aliases (alias TEXT PRIMARY KEY, predicate TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS g_facts (
+    id TEXT PRIMARY KEY, subject_id TEXT NOT NULL, predicate TEXT NOT NULL, object_id TEXT,
+    value TEXT, valid_from REAL NOT NULL, valid_to REAL, recorded_at REAL NOT NULL,
+    retracted_at REAL, source TEXT NOT NULL, confidence REAL NOT NULL, note TEXT NOT NULL,
+    superseded_by TEXT);
+CREATE INDEX IF NOT EXISTS g_facts_subject ON g_facts(subject_id, predicate);
+CREATE INDEX IF NOT EXISTS g_facts_object ON g_facts(object_id, predicate);
+CREATE INDEX IF NOT EXISTS g_facts_recorded ON g_facts(recorded_at);
+CREATE INDEX IF NOT EXISTS g_facts_valid_from ON g_facts(valid_from);
+CREATE INDEX IF NOT EXISTS g_facts_predicate ON g_facts(predicate);
+CREATE TABLE IF NOT EXISTS g_conflicts (
+    id TEXT PRIMARY KEY, fact_id TEXT NOT NULL, existing_fact_id TEXT NOT NULL, rule TEXT NOT NULL,
+    status TEXT NOT NULL, created_at REAL NOT NULL, resolved_at REAL, resolution TEXT NOT NULL,
+    extra TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS g_conflicts_status ON g_conflicts(status, created_at);
+"""
+
+_FACT_COLS = (
+    "id, subject_id, predicate, object_id, value, valid_from, valid_to, recorded_at, "
+    "retracted_at, source, confidence, note, superseded_by"
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with the settings every PAI SQLite user needs (WAL, busy timeout)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _fact(row: tuple[Any, ...]) -> Fact:
+    return Fact(*row)
+
+
+class _Tx:
+    """A transaction on one connection; implements :class:`~pai_membrane.graph.store.GraphTx`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.c = conn
+
+    # entities -------------------------------------------------------------
+    def entity_by_key(self, key: str) -> Entity | None:
+        row = self.c.execute(
+            "SELECT id, name, key, type, created_at, merged_into FROM g_entities WHERE key=?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            owner = self.alias_owner(key)
+            return self.entity(owner) if owner else None
+        entity = Entity(*row)
+        return self.entity(entity.merged_into) if entity.merged_into else entity
+
+    def entity(self, entity_id: str) -> Entity | None:
+        row = self.c.execute(
+            "SELECT id, name, key, type, created_at, merged_into FROM g_entities WHERE id=?",
+            (entity_id,),
+        ).fetchone()
+        return Entity(*row) if row else None
+
+    def entities_by_ids(self, ids: list[str]) -> dict[str, Entity]:
+        out: dict[str, Entity] = {}
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.c.execute(
+                f"SELECT id, name, key, type, created_at, merged_into FROM g_entities "
+                f"WHERE id IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = Entity(*row)
+        return out
+
+    def insert_entity(self, entity: Entity) -> None:
+        self.c.execute(
+            "INSERT INTO g_entities (id, name, key, type, created_at, merged_into) "
+            "VALUES (?,?,?,?,?,?)",
+            (
+                entity.id,
+                entity.name,
+                entity.key,
+                entity.type,
+                entity.created_at,
+                entity.merged_into,
+            ),
+        )
+
+    def set_entity_type(self, entity_id: str, type_: str) -> None:
+        self.c.execute("UPDATE g_entities SET type=? WHERE id=?", (type_, entity_id))
+
+    def add_alias(self, key: str, alias: str, entity_id: str) -> None:
+        self.c.execute(
+            "INSERT OR REPLACE INTO g_aliases (key, alias, entity_id) VALUES (?,?,?)",
+            (key, alias, entity_id),
+        )
+
+    def alias_owner(self, key: str) -> str | None:
+        row = self.c.execute("SELECT entity_id FROM g_aliases WHERE key=?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def aliases(self, entity_id: str) -> list[str]:
+        rows = self.c.execute(
+            "SELECT alias FROM g_aliases WHERE entity_id=? ORDER BY alias", (entity_id,)
+        )
+        return [r[0] for r in rows]
+
+    def mark_merged(self, source_id: str, target_id: str) -> None:
+        self.c.execute("UPDATE g_entities SET merged_into=? WHERE id=?", (target_id, source_id))
+        self.c.execute("UPDATE g_aliases SET entity_id=? WHERE entity_id=?", (target_id, source_id))
+
+    def repoint(self, source_id: str, target_id: str) -> int:
+        a = self.c.execute(
+            "UPDATE g_facts SET subject_id=? WHERE subject_id=?", (target_id, source_id)
+        ).rowcount
+        b = self.c.execute(
+            "UPDATE g_facts SET object_id=? WHERE object_id=?", (target_id, source_id)
+        ).rowcount
+        return int(a + b)
+
+    def entity_names(self) -> list[tuple[str, str]]:
+        rows = self.c.execute("SELECT id, name FROM g_entities WHERE merged_into IS NULL")
+        return [(r[0], r[1]) for r in rows]
+
+    def count_entities(self) -> int:
+        return int(
+            self.c.execute("SELECT count(*) FROM g_entities WHERE merged_into IS NULL").fetchone()[
+                0
+            ]
+        )
+
+    # predicates -------------------------------------------------------------
+    def predicate(self, name: str) -> PredicateDef | None:
+        row = self.c.execute(
+            "SELECT name, cardinality, inverse, description, aliases, exclusive_with, builtin "
+            "FROM g_predicates WHERE name=?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        return PredicateDef(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            tuple(json.loads(row[4])),
+            tuple(json.loads(row[5])),
+            bool(row[6]),
+        )
+
+    def predicate_for_alias(self, alias: str) -> str | None:
+        row = self.c.execute(
+            "SELECT predicate FROM g_predicate_aliases WHERE alias=?", (alias,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def upsert_predicate(self, pred: PredicateDef) -> None:
+        self.c.execute(
+            "INSERT OR REPLACE INTO g_predicates VALUES (?,?,?,?,?,?,?)",
+            (
+                pred.name,
+                pred.cardinality,
+                pred.inverse,
+                pred.description,
+                json.dumps(list(pred.aliases)),
+                json.dumps(list(pred.exclusive_with)),
+                int(pred.builtin),
+            ),
+        )
+        self.c.execute("DELETE FROM g_predicate_aliases WHERE predicate=?", (pred.name,))
+        for alias in pred.aliases:
+            self.c.execute(
+                "INSERT OR REPLACE INTO g_predicate_aliases VALUES (?,?)", (alias, pred.name)
+            )
+
+    def predicates(self) -> list[PredicateDef]:
+        names = [r[0] for r in self.c.execute("SELECT name FROM g_predicates ORDER BY name")]
+        return [p for n in names if (p := self.predicate(n)) is not None]
+
+    # facts ------------------------------------------------------------------
+    def facts(
+        self,
+        *,
+        subject_id: str | None = None,
+        predicates: list[str] | None = None,
+        object_id: str | None = None,
+        value: str | None = None,
+        entity_id: str | None = None,
+        include_retracted: bool = False,
+        valid_at: float | None = None,
+        known_at: float | None = None,
+        recorded_between: tuple[float, float] | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[Fact]:
+        where: list[str] = []
+        args: list[Any] = []
+        if subject_id is not None:
+            where.append("subject_id=?")
+            args.append(subject_id)
+        if object_id is not None:
+            where.append("object_id=?")
+            args.append(object_id)
+        if value is not None:
+            where.append("value=?")
+            args.append(value)
+        if entity_id is not None:
+            where.append("(subject_id=? OR object_id=?)")
+            args += [entity_id, entity_id]
+        if predicates:
+            where.append(f"predicate IN ({','.join('?' * len(predicates))})")
+            args += predicates
+        if known_at is not None:
+            where.append("recorded_at<=? AND (retracted_at IS NULL OR retracted_at>?)")
+            args += [known_at, known_at]
+        elif not include_retracted:
+            where.append("retracted_at IS NULL")
+        if valid_at is not None:
+            where.append("valid_from<=? AND (valid_to IS NULL OR valid_to>?)")
+            args += [valid_at, valid_at]
+        if recorded_between is not None:
+            where.append("recorded_at BETWEEN ? AND ?")
+            args += list(recorded_between)
+        sql = f"SELECT {_FACT_COLS} FROM g_facts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY valid_from, recorded_at, id LIMIT ? OFFSET ?"
+        return [_fact(r) for r in self.c.execute(sql, [*args, limit, offset])]
+
+    def fact(self, fact_id: str) -> Fact | None:
+        row = self.c.execute(f"SELECT {_FACT_COLS} FROM g_facts WHERE id=?", (fact_id,)).fetchone()
+        return _fact(row) if row else None
+
+    def insert_fact(self, fact: Fact) -> None:
+        self.c.execute(
+            f"INSERT INTO g_facts ({_FACT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                fact.id,
+                fact.subject_id,
+                fact.predicate,
+                fact.object_id,
+                fact.value,
+                fact.valid_from,
+                fact.valid_to,
+                fact.recorded_at,
+                fact.retracted_at,
+                fact.source,
+                fact.confidence,
+                fact.note,
+                fact.superseded_by,
+            ),
+        )
+
+    def close_fact(self, fact_id: str, valid_to: float, superseded_by: str | None) -> None:
+        self.c.execute(
+            "UPDATE g_facts SET valid_to=?, superseded_by=? WHERE id=?",
+            (valid_to, superseded_by, fact_id),
+        )
+
+    def retract_fact(self, fact_id: str, at: float, note: str) -> None:
+        self.c.execute(
+            "UPDATE g_facts SET retracted_at=?, note=CASE WHEN ?='' THEN note ELSE ? END "
+            "WHERE id=?",
+            (at, note, note, fact_id),
+        )
+
+    def count_facts(self) -> int:
+        return int(self.c.execute("SELECT count(*) FROM g_facts").fetchone()[0])
+
+    def timeline(self, since: float, until: float, limit: int) -> list[Fact]:
+        rows = self.c.execute(
+            f"SELECT {_FACT_COLS} FROM g_facts WHERE (recorded_at BETWEEN ?1 AND ?2) "
+            "OR (valid_from BETWEEN ?1 AND ?2) OR (retracted_at BETWEEN ?1 AND ?2) "
+            "OR (valid_to BETWEEN ?1 AND ?2) ORDER BY recorded_at LIMIT ?3",
+            (since, until, limit),
+        )
+        return [_fact(r) for r in rows]
+
+    # conflicts --------------------------------------------------------------
+    def insert_conflict(self, conflict: Conflict) -> None:
+        self.c.execute(
+            "INSERT INTO g_conflicts VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                conflict.id,
+                conflict.fact_id,
+                conflict.existing_fact_id,
+                conflict.rule,
+                conflict.status,
+                conflict.created_at,
+                conflict.resolved_at,
+                conflict.resolution,
+                json.dumps(conflict.extra),
+            ),
+        )
+
+    def conflict(self, conflict_id: str) -> Conflict | None:
+        row = self.c.execute("SELECT * FROM g_conflicts WHERE id=?", (conflict_id,)).fetchone()
+        return self._conflict(row) if row else None
+
+    @staticmethod
+    def _conflict(row: tuple[Any, ...]) -> Conflict:
+        return Conflict(
+            id=row[0],
+            fact_id=row[1],
+            existing_fact_id=row[2],
+            rule=row[3],
+            status=row[4],
+            created_at=row[5],
+            resolved_at=row[6],
+            resolution=row[7],
+            extra=json.loads(row[8]),
+        )
+
+    def conflicts(self, status: str | None, limit: int, offset: int) -> list[Conflict]:
+        if status:
+            rows = self.c.execute(
+                "SELECT * FROM g_conflicts WHERE status=? ORDER BY created_at LIMIT ? OFFSET ?",
+                (status, limit, offset),
+            )
+        else:
+            rows = self.c.execute(
+                "SELECT * FROM g_conflicts ORDER BY created_at LIMIT ? OFFSET ?", (limit, offset)
+            )
+        return [self._conflict(r) for r in rows]
+
+    def resolve_conflict(self, conflict_id: str, at: float, resolution: str) -> None:
+        self.c.execute(
+            "UPDATE g_conflicts SET status='resolved', resolved_at=?, resolution=? WHERE id=?",
+            (at, resolution, conflict_id),
+        )
+
+
+class SqliteGraphStore:
+    """The default store. One connection per thread; schema created on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._conn()  # creates the file and schema, or says why it cannot
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = connect(self.path)
+                self._ensure_schema(conn)
+            except sqlite3.Error as exc:
+                raise BackendUnavailable(
+                    f"cannot open the memory database {self.path}: {exc}"
+                ) from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        row = None
+        with suppress(sqlite3.OperationalError):
+            row = conn.execute("SELECT value FROM g_meta WHERE key='schema'").fetchone()
+        if row and int(row[0]) == SCHEMA_VERSION:
+            return
+        self._retry(lambda: self._create(conn))
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO g_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _retry(fn: Any) -> Any:
+        deadline = time.monotonic() + BUSY_DEADLINE_S
+        delay = 0.005
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    @contextmanager
+    def read(self) -> Iterator[_Tx]:
+        conn = self._conn()
+        self._retry(lambda: conn.execute("BEGIN"))
+        try:
+            yield _Tx(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def write(self) -> Iterator[_Tx]:
+        conn = self._conn()
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            yield _Tx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            self._retry(lambda: conn.execute("COMMIT"))
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
