@@ -172,7 +172,7 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
         predicates: Annotated[list[str] | None, Field(description="Only these predicates.")] = None,
         as_of: AsOf = None,
         known_at: KnownAt = None,
-        limit: Annotated[int, Field(ge=1, le=1000, description="Max edges.")] = 200,
+        limit: Annotated[int, Field(ge=1, le=1000, description="Max edges.")] = 100,
     ) -> TraverseView:
         """Entities and facts within k hops of an entity, in both directions."""
         return graph().traverse(
@@ -183,7 +183,7 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
     def timeline(
         since: Annotated[str, Field(description="Start, e.g. 'last week', '7d', ISO 8601.")],
         until: Annotated[str | None, Field(description="End (default now).")] = None,
-        limit: Annotated[int, Field(ge=1, le=5000)] = 500,
+        limit: Annotated[int, Field(ge=1, le=5000, description="Max facts.")] = 100,
     ) -> TimelineView:
         """What was recorded, became true, ended or was retracted in a window, grouped by
         project (via PART_OF) or entity: 'what were we working on last week?'."""

@@ -39,6 +39,7 @@ from pai_membrane.graph.views import (
     BatchResult,
     ConflictReport,
     ConflictView,
+    EdgeView,
     EntityView,
     FactPage,
     FactView,
@@ -528,7 +529,18 @@ class GraphService:
             return TraverseView(
                 start=root.name,
                 nodes=nodes,
-                edges=self._views(tx, list(edges.values())),
+                edges=[
+                    EdgeView(
+                        id=f.id,
+                        subject=names[f.subject_id].name if f.subject_id in names else f.subject_id,
+                        predicate=f.predicate,
+                        object=names[f.object_id].name
+                        if f.object_id and f.object_id in names
+                        else None,
+                        value=f.value,
+                    )
+                    for f in edges.values()
+                ],
                 truncated=truncated,
             )
 
@@ -542,19 +554,25 @@ class GraphService:
             facts = tx.timeline(t0, t1, limit + 1)
             truncated = len(facts) > limit
             facts = facts[:limit]
-            views = self._views(tx, facts)
+            names = tx.entities_by_ids(
+                [f.subject_id for f in facts] + [f.object_id for f in facts if f.object_id]
+            )
             project_of = self._projects(tx, facts)
             groups: dict[str, list[dict[str, str | None]]] = defaultdict(list)
-            for fact, view in zip(facts, views, strict=True):
-                what = f"{view.subject} {view.predicate} {view.object or view.value}"
+            for fact in facts:
+                subject = names[fact.subject_id].name if fact.subject_id in names else "?"
+                obj = names[fact.object_id].name if fact.object_id in names else fact.value
+                what = f"{subject} {fact.predicate} {obj}"
+                # A fact recorded as it became true is one event, not two.
+                became = None if abs(fact.valid_from - fact.recorded_at) < 1 else fact.valid_from
                 for kind, stamp in (
                     ("recorded", fact.recorded_at),
-                    ("valid_from", fact.valid_from),
+                    ("valid_from", became),
                     ("ended", fact.valid_to),
                     ("retracted", fact.retracted_at),
                 ):
                     if stamp is not None and t0 <= stamp <= t1:
-                        groups[project_of.get(fact.subject_id, view.subject)].append(
+                        groups[project_of.get(fact.subject_id, subject)].append(
                             {"at": iso(stamp), "event": kind, "fact": what, "fact_id": fact.id}
                         )
             ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
@@ -571,19 +589,20 @@ class GraphService:
 
     def _projects(self, tx: GraphTx, facts: list[Fact]) -> dict[str, str]:
         """Subject id → project name, via PART_OF (or the subject itself if it is a project)."""
+        subjects = list({f.subject_id for f in facts})
+        parents = {
+            f.subject_id: f.object_id
+            for f in tx.facts(subject_ids=subjects, predicates=["PART_OF"], limit=len(subjects) * 4)
+            if f.object_id
+        }
+        names = tx.entities_by_ids(subjects + list(parents.values()))
         out: dict[str, str] = {}
-        subjects = {f.subject_id for f in facts}
-        names = tx.entities_by_ids(list(subjects))
         for sid in subjects:
             entity = names.get(sid)
             if entity and entity.type.lower() == "project":
                 out[sid] = entity.name
-                continue
-            parents = tx.facts(subject_id=sid, predicates=["PART_OF"], limit=1)
-            if parents and parents[0].object_id:
-                parent = tx.entity(parents[0].object_id)
-                if parent:
-                    out[sid] = parent.name
+            elif sid in parents and parents[sid] in names:
+                out[sid] = names[parents[sid]].name
         return out
 
     # ------------------------------------------------------------ conflicts

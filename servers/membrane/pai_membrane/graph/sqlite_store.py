@@ -234,6 +234,7 @@ class _Tx:
         object_id: str | None = None,
         value: str | None = None,
         entity_id: str | None = None,
+        subject_ids: list[str] | None = None,
         include_retracted: bool = False,
         valid_at: float | None = None,
         known_at: float | None = None,
@@ -246,6 +247,9 @@ class _Tx:
         if subject_id is not None:
             where.append("subject_id=?")
             args.append(subject_id)
+        if subject_ids is not None:
+            where.append(f"subject_id IN ({','.join('?' * len(subject_ids)) or 'NULL'})")
+            args += subject_ids
         if object_id is not None:
             where.append("object_id=?")
             args.append(object_id)

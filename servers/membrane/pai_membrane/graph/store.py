@@ -48,6 +48,7 @@ class GraphTx(Protocol):
         object_id: str | None = None,
         value: str | None = None,
         entity_id: str | None = None,
+        subject_ids: list[str] | None = None,
         include_retracted: bool = False,
         valid_at: float | None = None,
         known_at: float | None = None,

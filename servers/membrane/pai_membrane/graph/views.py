@@ -10,6 +10,7 @@ __all__ = [
     "BatchResult",
     "ConflictReport",
     "ConflictView",
+    "EdgeView",
     "EntityView",
     "FactPage",
     "FactView",
@@ -75,10 +76,20 @@ class FactPage(BaseModel):
     next_offset: int | None = Field(None, description="Pass as offset for the next page.")
 
 
+class EdgeView(BaseModel):
+    """A compact fact for graph walks: use get_entity or query_facts for full detail."""
+
+    id: str
+    subject: str
+    predicate: str
+    object: str | None = None
+    value: str | None = None
+
+
 class TraverseView(BaseModel):
     start: str
     nodes: list[dict[str, str | int]] = Field(description="name, type, depth")
-    edges: list[FactView]
+    edges: list[EdgeView]
     truncated: bool = False
 
 
