@@ -47,7 +47,7 @@ def load(db: Path, n_facts: int, seed: int = 7) -> dict[str, float]:
     started = time.perf_counter()
     for start in range(0, n_facts, 1000):
         batch = []
-        for i in range(start, min(start + 1000, n_facts)):
+        for _ in range(start, min(start + 1000, n_facts)):
             pred = rng.choice(PREDICATES)
             item: dict[str, Any] = {
                 "subject": f"entity-{rng.randrange(n_entities)}",
@@ -220,6 +220,10 @@ def rss_of_server(env: dict[str, str], n_entities: int) -> float:
     return round(rss_kb / 1024, 1)
 
 
+def _cell(reads: dict[str, Any]) -> Any:
+    return lambda k: f"{reads[k]['p50_ms']} / {reads[k]['p95_ms']}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k facts only")
@@ -264,8 +268,7 @@ def main() -> int:
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, row in results["sizes"].items():
-        r = row["reads"]
-        cell = lambda k: f"{r[k]['p50_ms']} / {r[k]['p95_ms']}"  # noqa: E731
+        cell = _cell(row["reads"])
         lines.append(
             f"| {int(n):,} | {row['load']['facts_per_s']:,} | {cell('get_entity')} | "
             f"{cell('traverse_depth2')} | {cell('query_facts')} | "
