@@ -15,6 +15,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar
 
 from mcp.server import MCPServer
@@ -188,14 +189,24 @@ def add_health_tool(
 
 
 def create_server(
-    name: str, *, version: str, instructions: str, settings: ServerSettings
+    name: str,
+    *,
+    version: str,
+    instructions: str,
+    settings: ServerSettings,
+    lifespan: Callable[[MCPServer[Any]], AbstractAsyncContextManager[Any]] | None = None,
 ) -> MCPServer[Any]:
-    """An ``MCPServer`` named ``pai-<name>`` that declares the logging capability."""
+    """An ``MCPServer`` named ``pai-<name>`` that declares the logging capability.
+
+    ``lifespan`` wraps the server's run: resources it opens (a browser, a pool) are closed when
+    the server stops, on every transport.
+    """
     server: MCPServer[Any] = MCPServer(
         f"pai-{name}",
         version=version,
         instructions=instructions,
         log_level=_level(settings.log_level),
+        lifespan=lifespan,
     )
 
     async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:

@@ -1,0 +1,379 @@
+"""The verify service: HTTP checks, browser evidence, visual diff and the composite verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pai_core.errors import InvalidInput, NotFound
+from pai_verify.artifacts import ArtifactStore
+from pai_verify.browser import BrowserPool
+from pai_verify.http import HttpChecker
+from pai_verify.models import (
+    CheckRow,
+    Expectation,
+    HttpCheckResult,
+    ImageCount,
+    ManyResult,
+    ScreenshotResult,
+    Verdict,
+    VisualDiffResult,
+    WaitResult,
+)
+from pai_verify.urls import UrlPolicy
+
+__all__ = ["VerifyService", "png_size"]
+
+Progress = Callable[[float, float, str], Awaitable[None]]
+
+_IMAGES_JS = """
+(withBackgrounds) => {
+  const imgs = Array.from(document.images).map(i => ({
+    src: i.currentSrc || i.src, complete: i.complete, width: i.naturalWidth }));
+  let bgs = null;
+  if (withBackgrounds) {
+    bgs = [];
+    for (const el of document.querySelectorAll('*')) {
+      const bg = getComputedStyle(el).backgroundImage;
+      const m = bg && bg.match(/url\\(["']?([^"')]+)["']?\\)/);
+      if (m) bgs.push(new URL(m[1], document.baseURI).href);
+    }
+  }
+  return {imgs, bgs};
+}
+"""
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG header."""
+    with path.open("rb") as fh:
+        head = fh.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        raise InvalidInput(f"{path} is not a PNG", field="baseline_path")
+    width, height = struct.unpack(">II", head[16:24])
+    return int(width), int(height)
+
+
+class VerifyService:
+    def __init__(
+        self,
+        urls: UrlPolicy,
+        http: HttpChecker,
+        browser: BrowserPool,
+        artifacts: ArtifactStore,
+        *,
+        max_concurrency: int = 20,
+        inline_max: int = 400_000,
+    ) -> None:
+        self.urls = urls
+        self.http = http
+        self.browser = browser
+        self.artifacts = artifacts
+        self.max_concurrency = max_concurrency
+        self.inline_max = inline_max
+
+    # ------------------------------------------------------------------ HTTP
+    async def http_check(self, url: str, **kw: Any) -> HttpCheckResult:
+        return await self.http.check(self.urls.check(url), **kw)
+
+    async def check_many(
+        self, checks: list[dict[str, Any]], concurrency: int | None = None
+    ) -> ManyResult:
+        if not checks:
+            raise InvalidInput("checks is empty", field="checks")
+        if len(checks) > 1000:
+            raise InvalidInput("at most 1000 checks per call", field="checks")
+        for i, c in enumerate(checks):
+            self.urls.check(str(c.get("url", "")), field=f"checks[{i}].url")
+        limit = asyncio.Semaphore(min(concurrency or self.max_concurrency, self.max_concurrency))
+        started = time.perf_counter()
+
+        async def one(c: dict[str, Any]) -> CheckRow:
+            async with limit:
+                url = c["url"]
+                kw = {k: v for k, v in c.items() if k != "url" and v is not None}
+                r = await self.http.check(url, **kw)
+                return CheckRow(
+                    url=url,
+                    ok=r.ok,
+                    status=r.status,
+                    total_ms=r.total_ms,
+                    failed=[x.name for x in r.checks if not x.ok],
+                    error=r.error,
+                )
+
+        rows = await asyncio.gather(*(one(c) for c in checks))
+        passed = sum(r.ok for r in rows)
+        return ManyResult(
+            total=len(rows),
+            passed=passed,
+            failed=len(rows) - passed,
+            wall_ms=round((time.perf_counter() - started) * 1000, 1),
+            rows=sorted(rows, key=lambda r: r.ok),
+        )
+
+    async def wait_until_live(
+        self, url: str, *, timeout_s: float, progress: Progress | None = None, **kw: Any
+    ) -> WaitResult:
+        url = self.urls.check(url)
+        started = time.monotonic()
+        delay, attempts = 0.25, 0
+        while True:
+            attempts += 1
+            last = await self.http.check(url, **kw)
+            waited = time.monotonic() - started
+            if progress is not None:
+                await progress(
+                    min(waited, timeout_s),
+                    timeout_s,
+                    f"attempt {attempts}: {'live' if last.ok else 'not yet'}",
+                )
+            if last.ok or waited + delay > timeout_s:
+                return WaitResult(
+                    live=last.ok, attempts=attempts, waited_s=round(waited, 2), last=last
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.6, 5.0)
+
+    # ------------------------------------------------------------------ browser
+    async def _load(self, page: Any, url: str, wait_for: str | None) -> None:
+        state = "networkidle" if wait_for == "networkidle" else "load"
+        try:
+            await page.goto(url, wait_until=state, timeout=30_000)
+            if wait_for and wait_for not in ("load", "networkidle"):
+                await page.wait_for_selector(wait_for, timeout=15_000)
+        except Exception as exc:
+            name = type(exc).__name__
+            raise NotFound(
+                f"the page did not load ({name}): {str(exc).splitlines()[0]}", field="url"
+            ) from exc
+
+    async def screenshot(
+        self,
+        url: str,
+        *,
+        width: int = 1280,
+        height: int = 800,
+        full_page: bool = False,
+        wait_for: str | None = None,
+        ignore_https_errors: bool = False,
+    ) -> tuple[ScreenshotResult, bytes | None]:
+        url = self.urls.check(url)
+        self.artifacts.sweep()
+        path = self.artifacts.new_path(urlsplit(url).netloc + urlsplit(url).path)
+        async with self.browser.page(
+            width=width, height=height, ignore_https_errors=ignore_https_errors
+        ) as (page, _events):
+            await self._load(page, url, wait_for)
+            data = await page.screenshot(path=str(path), full_page=full_page, type="png")
+            title = await page.title()
+        w, h = png_size(path)
+        inline = len(data) <= self.inline_max
+        result = ScreenshotResult(
+            url=url, path=str(path), bytes=len(data), width=w, height=h, title=title, inline=inline
+        )
+        return result, data if inline else None
+
+    async def count_images(
+        self, url: str, *, backgrounds: bool = False, ignore_https_errors: bool = False
+    ) -> ImageCount:
+        url = self.urls.check(url)
+        async with self.browser.page(ignore_https_errors=ignore_https_errors) as (page, events):
+            await self._load(page, url, "networkidle")
+            found = await page.evaluate(_IMAGES_JS, backgrounds)
+        return self._image_count(url, found, events)
+
+    @staticmethod
+    def _image_count(url: str, found: dict[str, Any], events: Any) -> ImageCount:
+        def why(src: str) -> dict[str, str | int | None]:
+            status = events.responses.get(src)
+            reason = events.failures.get(src) or (
+                f"HTTP {status}" if status and status >= 400 else "not decodable or not loaded"
+            )
+            return {"src": src, "status": status, "reason": reason}
+
+        imgs = found["imgs"]
+        broken = [why(i["src"]) for i in imgs if not (i["complete"] and i["width"] > 0)]
+        bgs = found.get("bgs")
+        bg_broken = []
+        if bgs is not None:
+            bg_broken = [
+                why(b)
+                for b in dict.fromkeys(bgs)
+                if (events.responses.get(b) or 0) >= 400 or b in events.failures
+            ]
+        return ImageCount(
+            url=url,
+            total=len(imgs),
+            loaded=len(imgs) - len(broken),
+            broken=broken[:100],
+            background_images=len(set(bgs)) if bgs is not None else None,
+            background_broken=bg_broken[:100],
+        )
+
+    async def visual_diff(
+        self,
+        url: str,
+        baseline_path: str,
+        *,
+        threshold: float = 0.01,
+        width: int | None = None,
+        height: int | None = None,
+        full_page: bool = False,
+    ) -> VisualDiffResult:
+        base = Path(baseline_path).expanduser()
+        if not base.is_file():
+            raise NotFound(
+                f"no baseline at {base}",
+                field="baseline_path",
+                hint="Take a screenshot first and pass its path as the baseline.",
+            )
+        bw, bh = png_size(base)
+        shot, _ = await self.screenshot(
+            url, width=width or bw, height=height or bh, full_page=full_page
+        )
+        ratio, mismatch, diff = await asyncio.to_thread(self._diff, base, Path(shot.path))
+        return VisualDiffResult(
+            ok=not mismatch and ratio <= threshold,
+            ratio=round(ratio, 6),
+            threshold=threshold,
+            screenshot_path=shot.path,
+            baseline_path=str(base),
+            diff_path=str(diff) if diff else None,
+            size_mismatch=mismatch,
+        )
+
+    @staticmethod
+    def _diff(base: Path, current: Path) -> tuple[float, bool, Path | None]:
+        from PIL import Image, ImageChops
+
+        a = Image.open(base).convert("RGB")
+        b = Image.open(current).convert("RGB")
+        if a.size != b.size:
+            return 1.0, True, None
+        delta = ImageChops.difference(a, b).convert("L")
+        mask = delta.point(lambda v: 255 if v > 16 else 0)
+        changed = mask.histogram()[255]
+        ratio = changed / (a.size[0] * a.size[1])
+        overlay = Image.blend(a.convert("L").convert("RGB"), Image.new("RGB", a.size, "white"), 0.6)
+        overlay.paste(Image.new("RGB", a.size, (230, 0, 0)), mask=mask)
+        diff_path = base.with_name(f"{base.stem}.diff.png")
+        overlay.save(diff_path)
+        return ratio, False, diff_path
+
+    # ------------------------------------------------------------------ verdict
+    async def verify_deployment(
+        self,
+        url: str,
+        *,
+        expect_status: list[int] | None = None,
+        title_contains: str | None = None,
+        text_contains: list[str] | None = None,
+        min_images: int = 0,
+        allow_broken_images: bool = False,
+        allow_console_errors: bool = False,
+        baseline_path: str | None = None,
+        threshold: float = 0.01,
+        ignore_https_errors: bool = False,
+    ) -> Verdict:
+        url = self.urls.check(url)
+        http = await self.http.check(
+            url, expect_status=expect_status, verify_tls=not ignore_https_errors
+        )
+        checks: list[Expectation] = list(http.checks)
+        shot_path = diff_path = None
+        console: list[str] = []
+        if http.status is not None:
+            path = self.artifacts.new_path(urlsplit(url).netloc + "-verdict")
+            width, height = 1280, 800
+            if baseline_path and Path(baseline_path).expanduser().is_file():
+                width, height = png_size(Path(baseline_path).expanduser())
+            async with self.browser.page(
+                width=width, height=height, ignore_https_errors=ignore_https_errors
+            ) as (page, ev):
+                await self._load(page, url, "networkidle")
+                title = await page.title()
+                body = await page.inner_text("body")
+                found = await page.evaluate(_IMAGES_JS, False)
+                await page.screenshot(path=str(path), type="png")
+                console = list(ev.console_errors)
+            shot_path = str(path)
+            if title_contains is not None:
+                checks.append(
+                    Expectation(
+                        name="title",
+                        expected=f"contains {title_contains!r}",
+                        actual=title,
+                        ok=title_contains in title,
+                    )
+                )
+            for text in text_contains or []:
+                checks.append(
+                    Expectation(
+                        name="text",
+                        expected=f"contains {text!r}",
+                        actual="found" if text in body else "not found",
+                        ok=text in body,
+                    )
+                )
+            images = self._image_count(url, found, ev)
+            checks.append(
+                Expectation(
+                    name="images",
+                    expected=f">= {min_images}",
+                    actual=str(images.loaded),
+                    ok=images.loaded >= min_images,
+                )
+            )
+            if not allow_broken_images:
+                checks.append(
+                    Expectation(
+                        name="broken images",
+                        expected="0",
+                        actual=str(len(images.broken))
+                        + (
+                            f" ({', '.join(str(b['src']) for b in images.broken[:3])})"
+                            if images.broken
+                            else ""
+                        ),
+                        ok=not images.broken,
+                    )
+                )
+            if not allow_console_errors:
+                checks.append(
+                    Expectation(
+                        name="console errors",
+                        expected="0",
+                        actual=str(len(console)) + (f": {console[0][:200]}" if console else ""),
+                        ok=not console,
+                    )
+                )
+            if baseline_path:
+                base = Path(baseline_path).expanduser()
+                if not base.is_file():
+                    raise NotFound(f"no baseline at {base}", field="baseline_path")
+                ratio, mismatch, diff = await asyncio.to_thread(self._diff, base, path)
+                diff_path = str(diff) if diff else None
+                checks.append(
+                    Expectation(
+                        name="visual diff",
+                        expected=f"<= {threshold}",
+                        actual="size differs" if mismatch else f"{ratio:.4f}",
+                        ok=not mismatch and ratio <= threshold,
+                    )
+                )
+        failing = [c for c in checks if not c.ok]
+        return Verdict(
+            url=url,
+            passed=not failing,
+            failing=failing,
+            passing=[c for c in checks if c.ok],
+            screenshot_path=shot_path,
+            diff_path=diff_path,
+            console_errors=console[:20],
+        )

@@ -1,0 +1,225 @@
+"""The verify service against a real site on loopback, with a real Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from pai_core.errors import InvalidInput, NotFound, PolicyDenied
+from pai_core.settings import load_settings
+from pai_verify.browser import browser_pids
+from pai_verify.server import build_service
+from pai_verify.service import VerifyService, png_size
+from pai_verify.settings import VerifySettings
+from tests.servers.verify.conftest import Site
+
+
+def run(tmp_path: Path, body: Callable[[VerifyService], Awaitable[Any]], **overrides: Any) -> Any:
+    """Run ``body`` with a fresh service in one event loop; prove no browser is left after."""
+    settings = load_settings(
+        VerifySettings, tmp_path / "none.toml", data_dir=tmp_path / "data", **overrides
+    )
+    holder: dict[str, VerifyService] = {}
+
+    async def main() -> Any:
+        svc = build_service(settings)
+        holder["svc"] = svc
+        try:
+            return await body(svc)
+        finally:
+            await svc.browser.close()
+            await svc.http.aclose()
+
+    result = anyio.run(main)
+    assert browser_pids(holder["svc"].browser.token) == [], "a Chromium process was left behind"
+    return result
+
+
+def test_http_check_reports_status_text_headers_and_redirects(site: Site, tmp_path: Path) -> None:
+    async def body(svc: VerifyService) -> None:
+        good = await svc.http_check(
+            site.url("/"), expect_text="Hello from PAI", expect_header={"x-served-by": "pai-test"}
+        )
+        assert good.ok and good.status == 200 and good.size_bytes and good.size_bytes > 100
+        assert good.ttfb_ms is not None and good.total_ms is not None
+        assert [c.name for c in good.checks] == ["status", "text", "header x-served-by"]
+        chain = await svc.http_check(site.url("/redirect"))
+        assert [h["status"] for h in chain.redirects] == [302, 301]
+        assert chain.final_url == site.url("/") and chain.ok
+        unfollowed = await svc.http_check(
+            site.url("/redirect"), follow_redirects=False, expect_status=[302]
+        )
+        assert unfollowed.ok and unfollowed.status == 302
+        down = await svc.http_check(site.url("/status/503"))
+        assert not down.ok and down.checks[0].actual == "503"
+        missing = await svc.http_check(site.url("/"), expect_text="not on the page")
+        assert not missing.ok and [c.name for c in missing.checks if not c.ok] == ["text"]
+        closed = await svc.http_check("http://127.0.0.1:9/")
+        assert not closed.ok and closed.status is None and closed.error
+
+    run(tmp_path, body)
+
+
+def test_tls_certificate_is_reported(site: Site, tmp_path: Path) -> None:
+    async def body(svc: VerifyService) -> None:
+        strict = await svc.http_check(site.tls_base + "/")
+        assert not strict.ok and strict.tls is not None
+        assert strict.tls.subject == "CN=localhost" and not strict.tls.verified
+        assert 28 <= strict.tls.days_to_expiry <= 30
+        lax = await svc.http_check(site.tls_base + "/", verify_tls=False)
+        assert lax.ok and lax.status == 200 and lax.tls and lax.tls.subject == "CN=localhost"
+
+    run(tmp_path, body)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "chrome://settings", "ftp://x/", "/rel", ""])
+def test_only_http_urls_are_accepted(url: str, tmp_path: Path) -> None:
+    async def body(svc: VerifyService) -> None:
+        with pytest.raises(InvalidInput):
+            await svc.http_check(url)
+        with pytest.raises(InvalidInput):
+            await svc.screenshot(url)
+
+    run(tmp_path, body)
+
+
+def test_allow_and_deny_lists(site: Site, tmp_path: Path) -> None:
+    async def body(svc: VerifyService) -> None:
+        with pytest.raises(PolicyDenied, match="allow list"):
+            await svc.http_check("http://127.0.0.1:1/")
+        assert (await svc.http_check(site.tls_base + "/", verify_tls=False)).ok
+        with pytest.raises(PolicyDenied, match="deny list"):
+            await svc.http_check("http://sub.blocked.test/")
+
+    run(tmp_path, body, allow_hosts=["localhost", "blocked.test"], deny_hosts=["blocked.test"])
+
+
+def test_check_many_and_wait_until_live(site: Site, tmp_path: Path) -> None:
+    async def body(svc: VerifyService) -> None:
+        checks = [{"url": site.url(f"/slow?ms=150&i={i}")} for i in range(20)]
+        checks.append({"url": site.url("/status/500")})
+        many = await svc.check_many(checks)
+        assert many.total == 21 and many.passed == 20 and many.failed == 1
+        assert many.rows[0].url.endswith("/status/500")  # failures first
+        site.state.update(hits=0, down_for=3)
+        seen: list[str] = []
+
+        async def progress(done: float, total: float, message: str) -> None:
+            seen.append(message)
+
+        live = await svc.wait_until_live(site.url("/eventually"), timeout_s=30, progress=progress)
+        assert live.live and live.attempts == 4 and live.last.status == 200
+        assert seen[0].startswith("attempt 1: not yet") and seen[-1].endswith("live")
+        site.state.update(hits=0, down_for=10_000)
+        gave_up = await svc.wait_until_live(site.url("/eventually"), timeout_s=1)
+        assert not gave_up.live and gave_up.last.status == 503
+
+    run(tmp_path, body)
+
+
+def test_screenshots_are_real_pngs(site: Site, tmp_path: Path, chromium: str) -> None:
+    async def body(svc: VerifyService) -> None:
+        shot, data = await svc.screenshot(site.url("/"), width=800, height=600)
+        assert Path(shot.path).is_file() and png_size(Path(shot.path)) == (800, 600)
+        assert shot.title == "PAI Test Site" and data and data[:4] == b"\x89PNG"
+        full, _ = await svc.screenshot(site.url("/"), width=800, height=600, full_page=True)
+        assert full.width == 800 and full.height > 1500
+        with pytest.raises(NotFound, match="did not load"):
+            await svc.screenshot("http://127.0.0.1:9/")
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_count_images(site: Site, tmp_path: Path, chromium: str) -> None:
+    async def body(svc: VerifyService) -> None:
+        good = await svc.count_images(site.url("/"), backgrounds=True)
+        assert (good.total, good.loaded, good.broken) == (2, 2, [])
+        assert good.background_images == 1 and good.background_broken == []
+        bad = await svc.count_images(site.url("/broken"), backgrounds=True)
+        assert (bad.total, bad.loaded) == (3, 1)
+        reasons = {b["src"].rsplit("/", 1)[1]: b for b in bad.broken}  # type: ignore[union-attr]
+        assert reasons["missing.png"]["status"] == 404
+        assert reasons["missing.png"]["reason"] == "HTTP 404"
+        assert reasons["corrupt.png"]["status"] == 200
+        assert [b["status"] for b in bad.background_broken] == [404]
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_visual_diff_passes_unchanged_and_fails_changed(
+    site: Site, tmp_path: Path, chromium: str
+) -> None:
+    async def body(svc: VerifyService) -> None:
+        site.state["changed"] = False
+        base, _ = await svc.screenshot(site.url("/changing"), width=640, height=480)
+        baseline = tmp_path / "baseline.png"
+        baseline.write_bytes(Path(base.path).read_bytes())
+        same = await svc.visual_diff(site.url("/changing"), str(baseline))
+        assert same.ok and same.ratio < 0.001
+        site.state["changed"] = True
+        changed = await svc.visual_diff(site.url("/changing"), str(baseline))
+        assert not changed.ok and changed.ratio > 0.5
+        assert changed.diff_path and Path(changed.diff_path).parent == tmp_path
+        assert png_size(Path(changed.diff_path)) == (640, 480)
+        with pytest.raises(NotFound):
+            await svc.visual_diff(site.url("/"), str(tmp_path / "nope.png"))
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_verify_deployment_verdicts(site: Site, tmp_path: Path, chromium: str) -> None:
+    async def body(svc: VerifyService) -> None:
+        good = await svc.verify_deployment(
+            site.url("/"), title_contains="PAI Test", text_contains=["Hello from PAI"], min_images=2
+        )
+        assert good.passed and good.failing == []
+        assert good.screenshot_path and Path(good.screenshot_path).is_file()
+        broken = await svc.verify_deployment(site.url("/broken"), min_images=2)
+        assert not broken.passed
+        # the browser also logs each failed image load as a console error
+        assert {c.name for c in broken.failing} == {"images", "broken images", "console errors"}
+        noisy = await svc.verify_deployment(site.url("/console"))
+        assert [c.name for c in noisy.failing] == ["console errors"]
+        assert "boom from the page" in noisy.console_errors[0]
+        down = await svc.verify_deployment(site.url("/status/502"))
+        assert not down.passed and down.failing[0].name == "status"
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_a_killed_browser_is_replaced(site: Site, tmp_path: Path, chromium: str) -> None:
+    async def body(svc: VerifyService) -> None:
+        await svc.screenshot(site.url("/"))
+        pids = browser_pids(svc.browser.token)
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        with anyio.fail_after(30):
+            while browser_pids(svc.browser.token):
+                await anyio.sleep(0.05)
+        shot, _ = await svc.screenshot(site.url("/"))
+        assert Path(shot.path).is_file() and svc.browser.launches == 2
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_artifacts_are_swept_by_age_and_size(tmp_path: Path) -> None:
+    async def body(svc: VerifyService) -> None:
+        store = svc.artifacts
+        old = store.new_path("old")
+        old.write_bytes(b"x" * 10)
+        os.utime(old, (1, 1))
+        files = [store.new_path(f"f{i}") for i in range(5)]
+        for i, f in enumerate(files):
+            f.write_bytes(b"y" * 400)
+            os.utime(f, (2_000_000_000 + i, 2_000_000_000 + i))
+        assert store.sweep(force=True) == 4  # the old one, then three oldest over 1000 bytes
+        assert sorted(p.name for p in store.root.iterdir()) == sorted(f.name for f in files[3:])
+
+    run(tmp_path, body, artifact_max_bytes=1000, artifact_max_age_s=86400 * 365 * 100)
