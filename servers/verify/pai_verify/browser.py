@@ -1,6 +1,6 @@
 """One headless Chromium per server process, started on first use, restarted if it dies.
 
-Each call gets a fresh browser context and page, closed on every exit path. Chromium comes
+Each call gets a fresh page (in a long-lived context), closed on every exit path. Chromium comes
 from the system (``chromium_path``): Playwright's own browser download is never used. Every
 browser process carries the environment marker ``PAI_VERIFY_BROWSER=<token>`` so its processes
 can be found (and tests can prove none is left behind).
@@ -71,6 +71,7 @@ class BrowserPool:
         self._pw: Any = None
         self._browser: Any = None
         self._lock = asyncio.Lock()
+        self._contexts: dict[tuple[int, bool], Any] = {}
         self.launches = 0
 
     async def _ensure(self) -> Any:
@@ -102,31 +103,36 @@ class BrowserPool:
             self.launches += 1
             return self._browser
 
+    async def _context(self, ignore_https_errors: bool) -> Any:
+        """One long-lived context per TLS mode; pages are per call."""
+        browser = await self._ensure()
+        key = (id(browser), ignore_https_errors)
+        context = self._contexts.get(key)
+        if context is None:
+            context = await browser.new_context(ignore_https_errors=ignore_https_errors)
+            # Every site is asked for /favicon.ico; a site without one is not broken.
+            await context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+            self._contexts = {k: v for k, v in self._contexts.items() if k[0] == id(browser)}
+            self._contexts[key] = context
+        return context
+
     @asynccontextmanager
     async def page(
         self, *, width: int = 1280, height: int = 800, ignore_https_errors: bool = False
     ) -> AsyncIterator[tuple[Any, PageEvents]]:
-        """A fresh page in its own context; retried once on a fresh browser if it crashed."""
+        """A fresh page, closed on every exit path; retried once on a new browser if it crashed."""
         for attempt in (1, 2):
-            browser = await self._ensure()
             try:
-                context = await browser.new_context(
-                    viewport={"width": width, "height": height},
-                    ignore_https_errors=ignore_https_errors,
-                )
+                context = await self._context(ignore_https_errors)
+                page = await context.new_page()
                 break
             except Exception as exc:
-                if attempt == 2 or browser.is_connected():
+                if attempt == 2 or (self._browser is not None and self._browser.is_connected()):
                     raise BackendUnavailable(f"the browser failed: {exc}") from exc
         events = PageEvents()
         try:
-            page = await context.new_page()
-            # The browser asks every site for /favicon.ico; a site without one is not broken.
-            await page.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
-            page.on(
-                "console",
-                lambda m: events.console_errors.append(m.text) if m.type == "error" else None,
-            )
+            await page.set_viewport_size({"width": width, "height": height})
+            page.on("console", lambda m: _console(m, events))
             page.on("pageerror", lambda e: events.console_errors.append(str(e)))
             page.on("response", lambda r: events.responses.__setitem__(r.url, r.status))
             page.on(
@@ -135,11 +141,12 @@ class BrowserPool:
             yield page, events
         finally:
             try:
-                await context.close()
-            except Exception as exc:  # a crashed browser cannot close its context
-                log.info("context close failed: %s", exc)
+                await page.close()
+            except Exception as exc:  # a crashed browser cannot close its page
+                log.info("page close failed: %s", exc)
 
     async def _close_browser(self) -> None:
+        self._contexts.clear()
         browser, self._browser = self._browser, None
         if browser is not None:
             try:
