@@ -29,7 +29,12 @@ import dns.zone
 from pai_core.errors import BackendUnavailable, ConfigError, Conflict, PolicyDenied
 from pai_dns.records import Change, RRset
 
-__all__ = ["DnsBackend", "Endpoint", "QueryAnswer", "Rfc2136Backend"]
+__all__ = ["DnsBackend", "Endpoint", "QueryAnswer", "Rfc2136Backend", "TransferRefused"]
+
+
+class TransferRefused(BackendUnavailable):
+    """The primary does not allow a zone transfer for our key: read by targeted queries."""
+
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,8 @@ class DnsBackend(Protocol):
     """What the DNS service needs from a provider."""
 
     def read_zone(self, zone: str) -> dict[tuple[str, str], RRset]: ...
+
+    def read_names(self, zone: str, names: set[str]) -> dict[tuple[str, str], RRset]: ...
 
     def apply(
         self, zone: str, changes: list[Change], expected: dict[tuple[str, str], RRset | None]
@@ -132,18 +139,38 @@ class Rfc2136Backend:
             )
             return _rrsets_from_zone(z)
         except dns.xfr.TransferError as exc:
-            raise BackendUnavailable(
+            raise TransferRefused(
                 f"zone transfer of {zone} refused by {self.primary}: {exc}",
                 hint="Allow AXFR for the TSIG key on the primary (Knot: acl action transfer; "
                 "BIND: allow-transfer { key NAME; };).",
             ) from exc
         except (dns.tsig.PeerError, dns.tsig.BadSignature) as exc:
-            raise BackendUnavailable(
-                f"{self.primary} rejected the TSIG signature ({type(exc).__name__})",
-                hint="Check PAI_DNS_TSIG_KEY_NAME, _ALGORITHM and _SECRET against the server's key.",
+            # Knot answers a transfer its ACL does not allow for this key with BADKEY, so this
+            # is a refusal of the transfer; a key that is really wrong fails at the UPDATE.
+            raise TransferRefused(
+                f"{self.primary} refused a zone transfer signed with our key "
+                f"({type(exc).__name__})",
+                hint="Allow AXFR for the key (or check the key): without it plans read only the "
+                "names they touch.",
             ) from exc
         except (OSError, dns.exception.DNSException) as exc:
             raise BackendUnavailable(f"cannot read zone {zone} from {self.primary}: {exc}") from exc
+
+    def read_names(self, zone: str, names: set[str]) -> dict[tuple[str, str], RRset]:
+        """Every RRset of the supported types at ``names``, by direct queries to the primary."""
+        from pai_dns.records import SUPPORTED_TYPES
+
+        out: dict[tuple[str, str], RRset] = {}
+        for name in sorted(names):
+            for rtype in (*SUPPORTED_TYPES, "SOA"):
+                answer = self.query(self.primary, zone, name, rtype)
+                if answer.error:
+                    raise BackendUnavailable(
+                        f"cannot read {name} {rtype} from {self.primary}: {answer.error}"
+                    )
+                if answer.rrset is not None:
+                    out[(name, rtype)] = answer.rrset
+        return out
 
     def query(self, endpoint: Endpoint, zone: str, name: str, rtype: str) -> QueryAnswer:
         try:

@@ -51,6 +51,7 @@ class Policy:
         after: dict[tuple[str, str], RRset | None],
         *,
         force: bool,
+        zone_size_known: bool = True,
     ) -> list[Finding]:
         findings: list[Finding] = []
         for ch in changes:
@@ -61,6 +62,15 @@ class Policy:
                     rule="ttl-bounds",
                 )
         self._cname_exclusive(zone, current, after)
+        if not zone_size_known:
+            findings.append(
+                Finding(
+                    "change-share",
+                    "the zone could not be transferred, so the "
+                    "share of the zone this plan changes was not checked",
+                )
+            )
+            return findings
         # Like octodns, the limit is on existing RRsets updated or deleted; creations are free.
         total = len(current)
         changed = sum(1 for key, rr in after.items() if key in current and current[key] != rr)

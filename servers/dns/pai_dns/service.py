@@ -19,7 +19,7 @@ from typing import Any
 
 from pai_core.audit import AuditLog
 from pai_core.errors import Conflict, InvalidInput, NotFound
-from pai_dns.backend import DnsBackend, QueryAnswer
+from pai_dns.backend import DnsBackend, QueryAnswer, TransferRefused
 from pai_dns.policy import Policy
 from pai_dns.records import Change, RRset, absolute_name, canonical_rdata, parse_change
 
@@ -155,10 +155,18 @@ class DnsService:
                     hint="Combine changes to one RRset into one change.",
                 )
             seen.add(ch.key())
-        current = self.backend.read_zone(canon)
+        try:
+            current = self.backend.read_zone(canon)
+            whole_zone = True
+        except TransferRefused:
+            # No AXFR for our key: read just the touched names, by targeted queries.
+            current = self.backend.read_names(canon, {ch.name for ch in parsed})
+            whole_zone = False
         before = {ch.key(): current.get(ch.key()) for ch in parsed}
         after = {ch.key(): _after(before[ch.key()], ch, self.default_ttl) for ch in parsed}
-        findings = self.policy.check(canon, parsed, current, after, force=force)
+        findings = self.policy.check(
+            canon, parsed, current, after, force=force, zone_size_known=whole_zone
+        )
         effective = [ch for ch in parsed if before[ch.key()] != after[ch.key()]]
         plan: dict[str, Any] = {
             "plan_id": secrets.token_hex(8),

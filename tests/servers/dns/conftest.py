@@ -108,8 +108,10 @@ def start_knot(
     secondary_of: int | None = None,
     notify_port: int | None = None,
     port: int | None = None,
+    allow_transfer: bool = True,
 ) -> DnsServer:
     knotd = require_binary("knotd", package="knot")
+    actions = "[update, transfer]" if allow_transfer else "[update]"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "db").mkdir(exist_ok=True)
     port = port or free_port()
@@ -141,7 +143,7 @@ key:
 acl:
   - id: pai-acl
     key: pai-key
-    action: [update, transfer]
+    action: {actions}
   - id: notify-acl
     key: pai-key
     action: notify

@@ -303,3 +303,34 @@ def test_list_zones_and_records(knot: DnsServer, tmp_path: Path) -> None:
         {"name": "www.example.test.", "type": "A", "ttl": 300, "values": ["192.0.2.1"]}
     ]
     assert svc.list_records("example.test", limit=2)["total"] > 2
+
+
+def test_without_axfr_plans_read_the_touched_names_directly(dns_dir: Path, tmp_path: Path) -> None:
+    from tests.servers.dns.conftest import start_knot
+
+    server = start_knot(dns_dir / "noxfr", make_secret(), allow_transfer=False)
+    try:
+        svc = service_for(server, tmp_path)
+        plan = svc.plan(
+            "example.test",
+            [
+                {"name": "www", "type": "A", "values": ["192.0.2.33"]},
+                {"name": "fresh", "type": "A", "values": ["192.0.2.34"]},
+            ],
+        )
+        before = {b["name"]: b["rrset"] for b in plan["before"]}
+        assert before["www.example.test."]["values"] == ["192.0.2.1"]
+        assert before["fresh.example.test."] is None
+        assert plan["findings"][0]["rule"] == "change-share"
+        with pytest.raises(PolicyDenied, match="CNAME"):
+            svc.plan(
+                "example.test", [{"name": "www", "type": "CNAME", "values": ["mail.example.test."]}]
+            )
+        assert svc.apply(plan["plan_id"])["verified"]
+        assert query(server, "www.example.test.", "A") == ["192.0.2.33"]
+        from pai_core.errors import BackendUnavailable
+
+        with pytest.raises(BackendUnavailable, match="transfer"):
+            svc.list_records("example.test")
+    finally:
+        server.stop()
