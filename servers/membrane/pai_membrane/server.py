@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
@@ -11,7 +13,6 @@ from pai_core.annotations import READ_ONLY, tool_annotations
 from pai_core.app import add_health_tool, create_server, tool
 from pai_membrane import __version__
 from pai_membrane.graph.service import GraphService
-from pai_membrane.graph.sqlite_store import SqliteGraphStore
 from pai_membrane.graph.views import (
     BatchResult,
     ConflictView,
@@ -24,7 +25,9 @@ from pai_membrane.graph.views import (
     TraverseView,
     WriteResult,
 )
+from pai_membrane.memory import Memory
 from pai_membrane.settings import MembraneSettings
+from pai_membrane.tools_notes import register_note_tools
 
 __all__ = ["build_server"]
 
@@ -74,30 +77,55 @@ class FactIn(BaseModel):
     note: str | None = Field(None, description="Free text.")
 
 
-def _probe(settings: MembraneSettings, service: dict[str, GraphService]) -> dict[str, Any]:
+def _probe(settings: MembraneSettings, memory: Memory) -> dict[str, Any]:
     db = settings.resolved_db_path
-    details: dict[str, Any] = {"db_exists": db.exists(), "vault": str(settings.resolved_vault_path)}
-    if "graph" in service:
-        details.update(service["graph"].stats())
-    return {"backend": f"sqlite:{db}", "configured": True, "details": details}
+    details: dict[str, Any] = {
+        "db_exists": db.exists(),
+        "vault": str(settings.resolved_vault_path),
+        "search": "full-text (BM25) + graph proximity",
+    }
+    problems = []
+    if db.exists():
+        details.update(memory.graph.stats())
+        details["episodes"] = memory.episodes.count()
+        for p in memory.ready_vault().problems():
+            problems.append(f"{p['path']} line {p['line']}: {p['message']}")
+    return {
+        "backend": f"sqlite:{db}",
+        "configured": True,
+        "details": details,
+        "problems": problems[:20],
+        "status": "degraded" if problems else "ok",
+    }
 
 
 def build_server(settings: MembraneSettings) -> MCPServer[Any]:
     """Compose the server from its settings (the composition root calls this)."""
+    memory = Memory(settings)  # opens nothing until first use: start-up stays fast
+
+    @asynccontextmanager
+    async def lifespan(_server: Any) -> AsyncIterator[dict[str, Any]]:
+        memory.start_watcher()
+        try:
+            yield {}
+        finally:
+            memory.stop()
+
     server = create_server(
-        "membrane", version=__version__, instructions=INSTRUCTIONS, settings=settings
+        "membrane",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        settings=settings,
+        lifespan=lifespan,
     )
-    cache: dict[str, GraphService] = {}
 
     def graph() -> GraphService:
-        # Opened on first use: start-up stays fast however large the store is.
-        if "graph" not in cache:
-            cache["graph"] = GraphService(SqliteGraphStore(settings.resolved_db_path))
-        return cache["graph"]
+        return memory.graph
 
     add_health_tool(
-        server, version=__version__, settings=settings, probe=lambda: _probe(settings, cache)
+        server, version=__version__, settings=settings, probe=lambda: _probe(settings, memory)
     )
+    register_note_tools(server, memory)
 
     @tool(server, WRITE)
     def remember_fact(
@@ -187,7 +215,8 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
     ) -> TimelineView:
         """What was recorded, became true, ended or was retracted in a window, grouped by
         project (via PART_OF) or entity: 'what were we working on last week?'."""
-        return graph().timeline(since=since, until=until, limit=limit)
+        view = graph().timeline(since=since, until=until, limit=limit)
+        return _with_episodes(view, memory)
 
     @tool(server, READ_ONLY)
     def list_conflicts(
@@ -260,3 +289,28 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
         return graph().merge_entities(source, target)
 
     return server
+
+
+def _with_episodes(view: TimelineView, memory: Memory) -> TimelineView:
+    """Add conversation turns in the same window, grouped by project directory."""
+    from pai_membrane.graph.views import TimelineGroup
+    from pai_membrane.timeparse import iso, parse_time
+
+    t0, t1 = parse_time(view.since, field="since"), parse_time(view.until, field="until")
+    groups = {g.group: list(g.events) for g in view.groups}
+    total = view.total_events
+    for project, events in memory.episodes.timeline(t0, t1).items():
+        for e in events:
+            e["at"] = iso(e["at"])
+        groups.setdefault(project, []).extend(events)
+        total += len(events)
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    return view.model_copy(
+        update={
+            "groups": [
+                TimelineGroup(group=g, events=sorted(ev, key=lambda e: e["at"] or ""))
+                for g, ev in ordered
+            ],
+            "total_events": total,
+        }
+    )

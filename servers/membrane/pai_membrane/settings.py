@@ -26,6 +26,12 @@ class MembraneSettings(ServerSettings):
         None, description="Obsidian/PARA vault (default: <data_dir>/vault)."
     )
 
+    para_folders: list[str] = Field(
+        default_factory=lambda: ["1-Projects", "2-Areas", "3-Resources", "4-Archives"],
+        description="PARA folders of the vault (projects, areas, resources, archives).",
+    )
+    watch_vault: bool = Field(True, description="Pick up edits made in Obsidian while running.")
+
     @property
     def resolved_db_path(self) -> Path:
         return self.db_path or self.data_path / "membrane.db"

@@ -755,6 +755,38 @@ class GraphService:
                 return
             offset += batch
 
+    def facts_recorded_since(self, after: float, limit: int = 5000) -> list[FactView]:
+        """Facts recorded after ``after`` (oldest first), for incremental indexing."""
+        with self.store.read() as tx:
+            facts = tx.facts(
+                recorded_between=(after + 1e-6, self.clock() + 1),
+                include_retracted=True,
+                limit=limit,
+            )
+            return self._views(tx, facts)
+
+    def fact_view(self, fact_id: str) -> FactView | None:
+        with self.store.read() as tx:
+            fact = tx.fact(fact_id)
+            return self._view(tx, fact) if fact else None
+
+    def neighbours(self, names: list[str]) -> set[str]:
+        """Names of entities one hop from any of ``names`` (and the names themselves)."""
+        out: set[str] = set()
+        with self.store.read() as tx:
+            for name in names:
+                entity = tx.entity_by_key(entity_key(name))
+                if entity is None:
+                    continue
+                out.add(entity.name)
+                views = self._views(
+                    tx, tx.facts(entity_id=entity.id, valid_at=self.clock(), limit=200)
+                )
+                out.update(v.object or "" for v in views)
+                out.update(v.subject for v in views)
+        out.discard("")
+        return out
+
     def stats(self) -> dict[str, int]:
         with self.store.read() as tx:
             return {"facts": tx.count_facts(), "entities": tx.count_entities()}

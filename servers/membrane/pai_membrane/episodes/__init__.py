@@ -1,0 +1,1 @@
+"""Past conversations: Claude Code session transcripts ingested as searchable episodes."""

@@ -1,0 +1,1 @@
+"""Search over everything MemBrane knows: facts, notes and conversation episodes."""

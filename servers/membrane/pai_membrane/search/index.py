@@ -1,0 +1,185 @@
+"""The full-text index (SQLite FTS5, BM25) shared by facts, notes and episodes.
+
+Documents live in ``s_docs`` (kind, ref, title, body, area, time, entity names) and their text
+in the FTS5 table ``s_fts`` keyed by the same rowid. The index is derived data: it can always
+be rebuilt from the graph, the vault and the episodes (``pai membrane reindex``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pai_membrane.graph.sqlite_store import connect
+
+__all__ = ["Hit", "SearchIndex", "fts_query"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS s_docs (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, ref TEXT NOT NULL, title TEXT NOT NULL,
+    body TEXT NOT NULL, area TEXT, at REAL NOT NULL, entities TEXT NOT NULL,
+    UNIQUE(kind, ref));
+CREATE INDEX IF NOT EXISTS s_docs_at ON s_docs(kind, at);
+CREATE VIRTUAL TABLE IF NOT EXISTS s_fts USING fts5(title, body, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS s_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(text: str) -> str | None:
+    """A safe FTS5 query: the words of ``text`` OR-ed as quoted terms (None if no words)."""
+    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1][:32]
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    kind: str
+    ref: str
+    title: str
+    snippet: str
+    score: float
+    at: float
+    area: str | None
+    entities: tuple[str, ...]
+
+
+class SearchIndex:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if (
+                    "locked" not in str(exc)
+                    and "busy" not in str(exc)
+                    or time.monotonic() > deadline
+                ):
+                    raise
+                time.sleep(0.01)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def upsert(
+        self,
+        conn: sqlite3.Connection,
+        kind: str,
+        ref: str,
+        title: str,
+        body: str,
+        *,
+        at: float,
+        area: str | None = None,
+        entities: list[str] | None = None,
+    ) -> None:
+        row = conn.execute("SELECT id FROM s_docs WHERE kind=? AND ref=?", (kind, ref)).fetchone()
+        ents = json.dumps(sorted({e.casefold() for e in entities or []}))
+        if row:
+            conn.execute(
+                "UPDATE s_docs SET title=?, body=?, area=?, at=?, entities=? WHERE id=?",
+                (title, body, area, at, ents, row[0]),
+            )
+            conn.execute("DELETE FROM s_fts WHERE rowid=?", (row[0],))
+            doc_id = row[0]
+        else:
+            doc_id = conn.execute(
+                "INSERT INTO s_docs (kind, ref, title, body, area, at, entities) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (kind, ref, title, body, area, at, ents),
+            ).lastrowid
+        conn.execute("INSERT INTO s_fts (rowid, title, body) VALUES (?,?,?)", (doc_id, title, body))
+
+    def delete(self, conn: sqlite3.Connection, kind: str, ref: str) -> None:
+        row = conn.execute("SELECT id FROM s_docs WHERE kind=? AND ref=?", (kind, ref)).fetchone()
+        if row:
+            conn.execute("DELETE FROM s_fts WHERE rowid=?", (row[0],))
+            conn.execute("DELETE FROM s_docs WHERE id=?", (row[0],))
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self._conn().execute("SELECT value FROM s_meta WHERE key=?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute("INSERT OR REPLACE INTO s_meta VALUES (?,?)", (key, value))
+
+    def search(
+        self,
+        query: str,
+        *,
+        kinds: list[str],
+        since: float | None = None,
+        until: float | None = None,
+        area: str | None = None,
+        entity: str | None = None,
+        limit: int = 20,
+    ) -> list[Hit]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        where = [f"d.kind IN ({','.join('?' * len(kinds))})"]
+        args: list[object] = [match, *kinds]
+        if since is not None:
+            where.append("d.at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("d.at <= ?")
+            args.append(until)
+        if area:
+            where.append("d.area = ?")
+            args.append(area)
+        if entity:
+            where.append("d.entities LIKE ?")
+            args.append(f'%"{entity.casefold()}"%')
+        sql = (
+            "SELECT d.kind, d.ref, d.title, snippet(s_fts, 1, '[', ']', ' … ', 12), "
+            "bm25(s_fts, 4.0, 1.0), d.at, d.area, d.entities FROM s_fts JOIN s_docs d "
+            "ON d.id = s_fts.rowid WHERE s_fts MATCH ? AND "
+            + " AND ".join(where)
+            + " ORDER BY bm25(s_fts, 4.0, 1.0) LIMIT ?"
+        )
+        rows = self._conn().execute(sql, [*args, limit]).fetchall()
+        return [
+            Hit(r[0], r[1], r[2], r[3], -float(r[4]), r[5], r[6], tuple(json.loads(r[7])))
+            for r in rows
+        ]
+
+    def count(self, kind: str) -> int:
+        return int(
+            self._conn().execute("SELECT count(*) FROM s_docs WHERE kind=?", (kind,)).fetchone()[0]
+        )

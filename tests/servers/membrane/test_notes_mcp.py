@@ -1,0 +1,119 @@
+"""The file layer and search end to end over stdio: tools, the watcher, health reporting."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+from tests.conftest import script
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_vault_search_and_conversations_through_mcp(
+    pai_env: dict[str, str], tmp_path: Path
+) -> None:
+    vault = Path(pai_env["PAI_HOME"]) / "membrane" / "vault"
+    transcript = tmp_path / "s-42.jsonl"
+    shutil.copy(DATA / "session.jsonl", transcript)
+
+    async def call(s: ClientSession, name: str, args: dict[str, Any]) -> Any:
+        res = await s.call_tool(name, args)
+        return res
+
+    async def run() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        params = StdioServerParameters(command=script("membrane"), env=pai_env)
+        async with stdio_client(params) as (r, w), ClientSession(r, w) as s:
+            await s.initialize()
+            names = {t.name for t in (await s.list_tools()).tools}
+            assert {
+                "write_learning",
+                "write_note",
+                "read_note",
+                "edit_note",
+                "move_note",
+                "list_notes",
+                "sync_vault",
+                "search",
+                "recall",
+                "ingest_transcript",
+            } <= names
+            learned = await call(
+                s,
+                "write_learning",
+                {
+                    "title": "Secondary lags after update",
+                    "problem": "ns2 served stale A records",
+                    "solution": "add ns2 to the NOTIFY list",
+                    "takeaway": "configure NOTIFY",
+                    "entities": ["ns2"],
+                    "project": "PAI",
+                },
+            )
+            path = learned.structured_content["path"]
+            read = await call(s, "read_note", {"path": path})
+            note_hash = read.structured_content["hash"]
+            ok = await call(
+                s,
+                "edit_note",
+                {
+                    "path": path,
+                    "expected_hash": note_hash,
+                    "mode": "append",
+                    "text": "Seen twice in November.",
+                },
+            )
+            stale = await call(
+                s,
+                "edit_note",
+                {"path": path, "expected_hash": note_hash, "mode": "append", "text": "lost?"},
+            )
+            out.update(ok=ok, stale=stale)
+            # a person edits in Obsidian while the server runs: the watcher picks it up
+            (vault / "3-Resources").mkdir(parents=True, exist_ok=True)
+            (vault / "3-Resources" / "kernel.md").write_text("# Kernel\n\nzram swap tuning")
+            deadline = time.monotonic() + 20
+            found: list[Any] = []
+            while time.monotonic() < deadline and not found:
+                res = await call(s, "search", {"query": "zram", "kinds": ["notes"]})
+                found = res.structured_content["hits"]
+                if not found:
+                    await anyio.sleep(0.1)
+            out["watched"] = found
+            out["escape"] = await call(s, "write_note", {"path": "../evil.md", "body": "x"})
+            out["ingest"] = await call(s, "ingest_transcript", {"path": str(transcript)})
+            out["search"] = await call(s, "search", {"query": "secondary notify"})
+            out["recall"] = await call(
+                s, "recall", {"topic": "secondary NOTIFY", "budget_tokens": 500}
+            )
+            out["timeline"] = await call(
+                s, "timeline", {"since": "2026-11-19", "until": "2026-11-21"}
+            )
+            (vault / "3-Resources" / "broken.md").write_text("---\ntags: [oops\n---\nbody\n")
+            await call(s, "sync_vault", {})
+            out["health"] = await call(s, "health", {})
+        return out
+
+    got = anyio.run(run)
+    assert not got["ok"].is_error
+    assert got["stale"].is_error and "changed since it was read" in got["stale"].content[0].text
+    assert got["watched"] and got["watched"][0]["id"] == "3-Resources/kernel.md"
+    assert got["escape"].is_error and "InvalidInput" in got["escape"].content[0].text
+    assert got["ingest"].structured_content["added"] == 4
+    kinds = {h["kind"] for h in got["search"].structured_content["hits"]}
+    assert {"note", "episode"} <= kinds
+    pack = got["recall"].structured_content
+    assert pack["learnings"] and pack["conversations"] and pack["tokens"] <= 500
+    groups = {g["group"] for g in got["timeline"].structured_content["groups"]}
+    assert "pai" in groups  # the conversation's project directory
+    health = got["health"].structured_content
+    assert health["status"] == "degraded"
+    assert any("3-Resources/broken.md line" in p for p in health["problems"])
+    assert health["details"]["episodes"] == 4
