@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 SERVERS := membrane gitlab gpu_jobs firewall dns mail verify
 CLIENTS := tests/clients
 PYTEST_ARGS ?=
+# CPU build of torch for membrane's embeddings, installed before anything can ask for a CUDA one.
+# Elsewhere: make install TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
 
 .DEFAULT_GOAL := help
 
@@ -15,8 +18,9 @@ help: ## Show this help
 $(VENV)/.installed: pyproject.toml shared/pyproject.toml $(foreach s,$(SERVERS),servers/$(s)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@# CPU torch first (the membrane embeddings extra); a plain `torch` would pull a CUDA build.
-	$(PY) -m pip install -q -e shared $(foreach s,$(SERVERS),-e servers/$(s)) -e '.[dev]'
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e shared $(foreach s,$(SERVERS),-e servers/$(s)) \
+		-e 'servers/membrane[embeddings]' -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv with every package editable plus dev tools

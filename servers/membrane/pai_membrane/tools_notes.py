@@ -220,7 +220,7 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
         return SearchOut(
             query=query,
             hits=[HitOut(**asdict(h)) for h in hits],
-            mode="full-text (BM25) + graph proximity",
+            mode=memory.search.mode,
         )
 
     @tool(server, READ_ONLY)

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS s_docs (
 CREATE INDEX IF NOT EXISTS s_docs_at ON s_docs(kind, at);
 CREATE VIRTUAL TABLE IF NOT EXISTS s_fts USING fts5(title, body, tokenize='porter unicode61');
 CREATE TABLE IF NOT EXISTS s_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS s_vectors (doc_id INTEGER PRIMARY KEY, hash TEXT NOT NULL,
+    vec BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS s_vectors_hash ON s_vectors(hash);
 """
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -41,6 +44,7 @@ def fts_query(text: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    doc_id: int
     kind: str
     ref: str
     title: str
@@ -116,6 +120,7 @@ class SearchIndex:
                 (title, body, area, at, ents, row[0]),
             )
             conn.execute("DELETE FROM s_fts WHERE rowid=?", (row[0],))
+            conn.execute("DELETE FROM s_vectors WHERE doc_id=?", (row[0],))  # text changed
             doc_id = row[0]
         else:
             doc_id = conn.execute(
@@ -129,6 +134,7 @@ class SearchIndex:
         row = conn.execute("SELECT id FROM s_docs WHERE kind=? AND ref=?", (kind, ref)).fetchone()
         if row:
             conn.execute("DELETE FROM s_fts WHERE rowid=?", (row[0],))
+            conn.execute("DELETE FROM s_vectors WHERE doc_id=?", (row[0],))
             conn.execute("DELETE FROM s_docs WHERE id=?", (row[0],))
 
     def meta(self, key: str, default: str = "") -> str:
@@ -152,8 +158,65 @@ class SearchIndex:
         match = fts_query(query)
         if match is None:
             return []
+        where, args = self._filters(kinds, since, until, area, entity)
+        sql = (
+            "SELECT d.id, d.kind, d.ref, d.title, snippet(s_fts, 1, '[', ']', ' … ', 12), "
+            "bm25(s_fts, 4.0, 1.0), d.at, d.area, d.entities FROM s_fts JOIN s_docs d "
+            "ON d.id = s_fts.rowid WHERE s_fts MATCH ? AND "
+            + " AND ".join(where)
+            + " ORDER BY bm25(s_fts, 4.0, 1.0) LIMIT ?"
+        )
+        rows = self._conn().execute(sql, [match, *args, limit]).fetchall()
+        return [
+            Hit(r[0], r[1], r[2], r[3], r[4], -float(r[5]), r[6], r[7], tuple(json.loads(r[8])))
+            for r in rows
+        ]
+
+    def docs(
+        self,
+        ids: list[int],
+        *,
+        kinds: list[str],
+        since: float | None = None,
+        until: float | None = None,
+        area: str | None = None,
+        entity: str | None = None,
+    ) -> dict[int, Hit]:
+        """The documents among ``ids`` that pass the filters (snippet: the start of the body)."""
+        if not ids:
+            return {}
+        where, args = self._filters(kinds, since, until, area, entity)
+        sql = (
+            "SELECT d.id, d.kind, d.ref, d.title, substr(d.body, 1, 200), 0, d.at, d.area, "
+            f"d.entities FROM s_docs d WHERE d.id IN ({','.join('?' * len(ids))}) AND "
+            + " AND ".join(where)
+        )
+        rows = self._conn().execute(sql, [*ids, *args]).fetchall()
+        return {
+            r[0]: Hit(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                " ".join(r[4].split()),
+                0.0,
+                r[6],
+                r[7],
+                tuple(json.loads(r[8])),
+            )
+            for r in rows
+        }
+
+    @staticmethod
+    def _filters(
+        kinds: list[str],
+        since: float | None,
+        until: float | None,
+        area: str | None,
+        entity: str | None,
+    ) -> tuple[list[str], list[object]]:
         where = [f"d.kind IN ({','.join('?' * len(kinds))})"]
-        args: list[object] = [match, *kinds]
+        args: list[object] = [*kinds]
         if since is not None:
             where.append("d.at >= ?")
             args.append(since)
@@ -166,18 +229,7 @@ class SearchIndex:
         if entity:
             where.append("d.entities LIKE ?")
             args.append(f'%"{entity.casefold()}"%')
-        sql = (
-            "SELECT d.kind, d.ref, d.title, snippet(s_fts, 1, '[', ']', ' … ', 12), "
-            "bm25(s_fts, 4.0, 1.0), d.at, d.area, d.entities FROM s_fts JOIN s_docs d "
-            "ON d.id = s_fts.rowid WHERE s_fts MATCH ? AND "
-            + " AND ".join(where)
-            + " ORDER BY bm25(s_fts, 4.0, 1.0) LIMIT ?"
-        )
-        rows = self._conn().execute(sql, [*args, limit]).fetchall()
-        return [
-            Hit(r[0], r[1], r[2], r[3], -float(r[4]), r[5], r[6], tuple(json.loads(r[7])))
-            for r in rows
-        ]
+        return where, args
 
     def count(self, kind: str) -> int:
         return int(
