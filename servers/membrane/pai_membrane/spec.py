@@ -15,6 +15,18 @@ SPEC = ServerSpec(
     description="Memory that compounds across sessions: a bi-temporal fact graph, a Markdown vault of learnings, and hybrid search.",
     settings="pai_membrane.settings:MembraneSettings",
     factory="pai_membrane.server:build_server",
+    commands=(
+        (
+            "reindex",
+            "Rebuild the search indexes from the graph, vault and episodes.",
+            "pai_membrane.cli:reindex",
+        ),
+        (
+            "capture",
+            "Ingest the transcript named by a Claude Code hook's JSON on stdin.",
+            "pai_membrane.cli:capture",
+        ),
+    ),
 )
 
 

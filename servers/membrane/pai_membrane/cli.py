@@ -1,0 +1,70 @@
+"""``pai membrane reindex`` and ``pai membrane capture`` (the Claude Code SessionEnd hook)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pai_core.errors import PaiError
+from pai_membrane.memory import Memory
+from pai_membrane.settings import MembraneSettings
+
+__all__ = ["capture", "reindex"]
+
+
+def reindex(settings: MembraneSettings, argv: list[str]) -> int:
+    """Rebuild the derived indexes (full text, vectors) from the graph, vault and episodes."""
+    memory = Memory(settings)
+    index = memory.index
+    memory.vault  # noqa: B018 - creates the vault's tables before they are emptied
+    memory.episodes  # noqa: B018
+    with index.write() as conn:
+        for table in ("s_fts", "s_docs", "s_vectors", "s_meta"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("DELETE FROM v_notes")
+    vault = memory.ready_vault()
+    episodes = memory.episodes
+    rows = (
+        index._conn()
+        .execute(
+            "SELECT id, session_id, role, at, project, text, source FROM e_episodes"
+        )
+        .fetchall()
+    )
+    with index.write() as conn:
+        conn.execute("DELETE FROM e_episodes")
+        for eid, session, role, at, project, text, source in rows:
+            episodes._add(conn, eid, session, role, at, project, text, source)
+    facts = memory.search.sync_facts()
+    vectors = memory.search.embed_pending()
+    print(
+        f"reindexed: {len(vault.list_notes(limit=100000))} notes, {len(rows)} episodes, "
+        f"{facts} facts, {vectors} vectors",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def capture(settings: MembraneSettings, argv: list[str]) -> int:
+    """Read a Claude Code hook's JSON on stdin and ingest the session's transcript."""
+    try:
+        hook = json.loads(sys.stdin.read() or "{}")
+    except json.JSONDecodeError as exc:
+        print(f"pai membrane capture: hook input is not JSON: {exc}", file=sys.stderr)
+        return 1
+    path = hook.get("transcript_path")
+    if not path:
+        print("pai membrane capture: no transcript_path in the hook input", file=sys.stderr)
+        return 1
+    try:
+        report = Memory(settings).episodes.ingest(Path(path))
+    except PaiError as exc:
+        print(f"pai membrane capture: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"pai membrane: captured {report.added} new turn(s) of session {report.session_id} "
+        f"({report.skipped_lines} unreadable line(s) skipped)",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,53 @@
+"""`pai membrane capture` from a Claude Code SessionEnd hook, and `pai membrane reindex`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ROOT, VENV_BIN
+
+DATA = Path(__file__).parent / "data"
+PAI = str(VENV_BIN / "pai")
+
+
+def _pai(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PAI, "membrane", *args], input=stdin, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_capture_hook_and_reindex(pai_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**pai_env, "PAI_MEMBRANE_EMBEDDINGS": "false"}
+    transcript = tmp_path / "s-42.jsonl"
+    shutil.copy(DATA / "session.jsonl", transcript)
+    hook = {
+        "session_id": "s-42",
+        "transcript_path": str(transcript),
+        "cwd": str(tmp_path),
+        "hook_event_name": "SessionEnd",
+        "reason": "exit",
+    }
+    first = _pai(["capture"], env, json.dumps(hook))
+    assert first.returncode == 0, first.stderr
+    assert "captured 4 new turn(s) of session s-42" in first.stderr
+    again = _pai(["capture"], env, json.dumps(hook))
+    assert "captured 0 new turn(s)" in again.stderr
+    bad = _pai(["capture"], env, "not json")
+    assert bad.returncode == 1 and "not JSON" in bad.stderr
+    missing = _pai(["capture"], env, json.dumps({"transcript_path": str(tmp_path / "no.jsonl")}))
+    assert missing.returncode == 1 and "no transcript" in missing.stderr
+    vault = Path(env["PAI_HOME"]) / "membrane" / "vault" / "3-Resources"
+    vault.mkdir(parents=True)
+    (vault / "note.md").write_text("# Note\n\nzone transfer tips")
+    re = _pai(["reindex"], env)
+    assert re.returncode == 0, re.stderr
+    assert "reindexed: 1 notes, 4 episodes" in re.stderr
+
+
+def test_hook_snippet_calls_the_capture_command() -> None:
+    config = json.loads((ROOT / "claude_config" / "hooks" / "session_end.json").read_text())
+    [entry] = config["hooks"]["SessionEnd"]
+    assert entry["hooks"][0]["command"] == "pai membrane capture"
