@@ -27,9 +27,7 @@ def reindex(settings: MembraneSettings, argv: list[str]) -> int:
     episodes = memory.episodes
     rows = (
         index._conn()
-        .execute(
-            "SELECT id, session_id, role, at, project, text, source FROM e_episodes"
-        )
+        .execute("SELECT id, session_id, role, at, project, text, source FROM e_episodes")
         .fetchall()
     )
     with index.write() as conn:

@@ -32,13 +32,18 @@ CREATE TABLE IF NOT EXISTS s_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS s_vectors (doc_id INTEGER PRIMARY KEY, hash TEXT NOT NULL,
     vec BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS s_vectors_hash ON s_vectors(hash);
+CREATE TABLE IF NOT EXISTS s_pending (doc_id INTEGER PRIMARY KEY);
 """
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Words that match nearly every document: they cost time and add nothing to the ranking.
+STOPWORDS = frozenset(
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your"]
+)
 
 
 def fts_query(text: str) -> str | None:
-    """A safe FTS5 query: the words of ``text`` OR-ed as quoted terms (None if no words)."""
-    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1][:32]
+    """A safe FTS5 query: the words of ``text`` (without stopwords) OR-ed as quoted terms."""
+    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS][:32]
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
 
 
@@ -129,12 +134,14 @@ class SearchIndex:
                 (kind, ref, title, body, area, at, ents),
             ).lastrowid
         conn.execute("INSERT INTO s_fts (rowid, title, body) VALUES (?,?,?)", (doc_id, title, body))
+        conn.execute("INSERT OR IGNORE INTO s_pending VALUES (?)", (doc_id,))  # needs a vector
 
     def delete(self, conn: sqlite3.Connection, kind: str, ref: str) -> None:
         row = conn.execute("SELECT id FROM s_docs WHERE kind=? AND ref=?", (kind, ref)).fetchone()
         if row:
             conn.execute("DELETE FROM s_fts WHERE rowid=?", (row[0],))
             conn.execute("DELETE FROM s_vectors WHERE doc_id=?", (row[0],))
+            conn.execute("DELETE FROM s_pending WHERE doc_id=?", (row[0],))
             conn.execute("DELETE FROM s_docs WHERE id=?", (row[0],))
 
     def meta(self, key: str, default: str = "") -> str:

@@ -136,15 +136,16 @@ class NumpyVectorStore:
             "INSERT OR REPLACE INTO s_vectors VALUES (?,?,?)",
             [(doc_id, h, vec.astype("float32").tobytes()) for doc_id, h, vec in items],
         )
+        conn.executemany("DELETE FROM s_pending WHERE doc_id=?", [(d,) for d, _, _ in items])
 
     def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
         conn.executemany("DELETE FROM s_vectors WHERE doc_id=?", [(d,) for d in doc_ids])
 
     def missing(self, conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]:
-        """Documents whose text has no vector yet (or a stale one)."""
+        """Documents whose text has no vector yet (new or changed since): ``s_pending``."""
         rows = conn.execute(
-            "SELECT d.id, d.title || '\n' || d.body FROM s_docs d LEFT JOIN s_vectors v "
-            "ON v.doc_id = d.id WHERE v.doc_id IS NULL LIMIT ?",
+            "SELECT d.id, d.title || char(10) || d.body FROM s_pending p JOIN s_docs d "
+            "ON d.id = p.doc_id LIMIT ?",
             (limit,),
         ).fetchall()
         return [(r[0], r[1]) for r in rows]

@@ -1,0 +1,293 @@
+"""MemBrane search: ingestion against the raw embedding model, hybrid search latency at 100k
+episode chunks, cold start with a populated store, and retrieval quality on the labelled set.
+
+Sizes: 10k notes and 100k episode chunks go into the full-text index for real. Vectors are
+real for the notes embedded in the throughput run; the rest get random unit vectors, since
+the cost of a search does not depend on the values (the query is embedded for real in every
+measured search). --quick shrinks everything for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+
+import numpy as np  # noqa: E402
+
+from pai_core.settings import load_settings  # noqa: E402
+from pai_membrane.memory import Memory  # noqa: E402
+from pai_membrane.settings import MembraneSettings  # noqa: E402
+from tests.servers.membrane.retrieval import evaluate, load_set, write_set  # noqa: E402
+
+WORDS = [
+    "nginx",
+    "postgres",
+    "redis",
+    "dns",
+    "zone",
+    "secondary",
+    "notify",
+    "kernel",
+    "swap",
+    "backup",
+    "restore",
+    "certificate",
+    "renewal",
+    "firewall",
+    "nftables",
+    "ssh",
+    "key",
+    "rotation",
+    "gpu",
+    "batch",
+    "ollama",
+    "model",
+    "queue",
+    "pipeline",
+    "cache",
+    "docker",
+    "image",
+    "build",
+    "disk",
+    "latency",
+    "timeout",
+    "retry",
+    "webhook",
+    "mail",
+    "dovecot",
+    "postfix",
+    "spam",
+    "dkim",
+    "grafana",
+    "prometheus",
+    "alert",
+    "pager",
+    "rollout",
+    "canary",
+    "deploy",
+    "helm",
+    "chart",
+    "terraform",
+    "state",
+    "lock",
+]
+
+
+# A Zipf-distributed vocabulary of 5,000 words, like real text: a tiny vocabulary would make
+# every document match every query, which no real corpus does.
+VOCAB = (
+    WORDS
+    + [
+        f"{a}{b}{c}"
+        for a in "bcdfgklmnprstv"
+        for b in "aeiou"
+        for c in (
+            "lan",
+            "ron",
+            "dex",
+            "mir",
+            "tos",
+            "vek",
+            "zul",
+            "pha",
+            "quo",
+            "nix",
+            "sar",
+            "tem",
+            "wid",
+            "yor",
+            "gen",
+        )
+    ][:5000]
+)
+ZIPF = [1 / (rank + 1) for rank in range(len(VOCAB))]
+
+
+def sentence(rng: random.Random, n: int = 30) -> str:
+    return " ".join(rng.choices(VOCAB, weights=ZIPF, k=n)).capitalize() + "."
+
+
+def cold_start(env: dict[str, str], runs: int) -> float:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "0"},
+        },
+    }
+    times = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(BIN / "pai-membrane")],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(json.dumps(init) + "\n")
+        proc.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        proc.stdin.write('{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+        proc.stdin.flush()
+        while json.loads(proc.stdout.readline()).get("id") != 2:
+            pass
+        times.append(time.perf_counter() - start)
+        proc.stdin.close()
+        proc.wait(10)
+        proc.stdout.close()
+    return statistics.median(times[1:]) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_notes, n_chunks = (500, 5000) if args.quick else (10_000, 100_000)
+    rng = random.Random(11)
+    tmp = Path(tempfile.mkdtemp(prefix="pai-search-bench-"))
+    result: dict[str, Any] = {
+        "benchmark": "membrane_search",
+        "notes": n_notes,
+        "episode_chunks": n_chunks,
+    }
+    try:
+        env = {
+            **os.environ,
+            "PAI_HOME": str(tmp / "pai"),
+            "PAI_CONFIG": str(tmp / "x.toml"),
+            "PAI_MEMBRANE_WATCH_VAULT": "false",
+        }
+        empty_env = {**env, "PAI_HOME": str(tmp / "empty")}
+        settings = load_settings(
+            MembraneSettings, tmp / "x.toml", data_dir=tmp / "pai" / "membrane", watch_vault=False
+        )
+        memory = Memory(settings)
+        vault, search = memory.ready_vault(), memory.search
+        assert memory.embedder is not None, "install the embeddings extra to run this benchmark"
+        memory.embedder.embed([sentence(rng) for _ in range(64)])  # load and warm the model
+        # notes: written through the vault (atomic files + full-text index)
+        t = time.perf_counter()
+        for i in range(n_notes):
+            vault.write_note(f"3-Resources/bench/n{i}.md", f"# Note {i}\n\n{sentence(rng, 60)}")
+        result["note_writes_per_s"] = round(n_notes / (time.perf_counter() - t))
+        # ingestion = embedding pending documents through the index (hashing, batching, BLOBs)
+        conn = memory.index._conn()
+        pending = conn.execute("SELECT count(*) FROM s_docs").fetchone()[0]
+        # ingestion: the real path, embedding every pending note through the index
+        texts = [r[0] for r in conn.execute("SELECT title || char(10) || body FROM s_docs")]
+        t = time.perf_counter()
+        embedded = search.embed_pending()
+        ingest = embedded / (time.perf_counter() - t)
+        # the raw model on the same texts (truncated as ingestion truncates them)
+        t = time.perf_counter()
+        memory.embedder.embed([x[:2000] for x in texts])
+        raw = len(texts) / (time.perf_counter() - t)
+        result.update(
+            raw_model_texts_per_s=round(raw, 1),
+            ingestion_docs_per_s=round(ingest, 1),
+            ingestion_vs_raw=round(ingest / raw, 2),
+            documents=pending,
+        )
+        # 100k episode chunks into the full-text index, synthetic vectors for the rest
+        t = time.perf_counter()
+        with memory.index.write() as wconn:
+            for i in range(n_chunks):
+                memory.index.upsert(
+                    wconn,
+                    "episode",
+                    f"bench-{i}",
+                    "user in bench",
+                    sentence(rng, 40),
+                    at=1.7e9 + i,
+                    area="bench",
+                )
+        result["chunk_index_per_s"] = round(n_chunks / (time.perf_counter() - t))
+        missing = conn.execute(
+            "SELECT d.id FROM s_docs d LEFT JOIN s_vectors v ON v.doc_id=d.id "
+            "WHERE v.doc_id IS NULL"
+        ).fetchall()
+        noise = np.random.default_rng(3).standard_normal((len(missing), 384)).astype("float32")
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        with memory.index.write() as wconn:
+            search.vectors.add(wconn, [(m[0], f"r{m[0]}", noise[j]) for j, m in enumerate(missing)])
+        queries = [sentence(rng, 6) for _ in range(60)]
+        search.search(queries[0])  # load the matrix once
+        for mode in ("hybrid", "text"):
+            lat = []
+            for q in queries:
+                t = time.perf_counter()
+                search.search(q, mode=mode)  # type: ignore[arg-type]
+                lat.append(time.perf_counter() - t)
+            lat.sort()
+            result[f"search_{mode}_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
+            result[f"search_{mode}_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)
+        result["cold_start_populated_ms"] = round(cold_start(env, 5), 1)
+        result["cold_start_empty_ms"] = round(cold_start(empty_env, 5), 1)
+        result["cold_start_ratio"] = round(
+            result["cold_start_populated_ms"] / result["cold_start_empty_ms"], 3
+        )
+        # retrieval quality on the labelled set, in a store of its own
+        settings2 = load_settings(
+            MembraneSettings, tmp / "x.toml", data_dir=tmp / "eval", watch_vault=False
+        )
+        m2 = Memory(settings2)
+        items = load_set()
+        paths = write_set(m2.ready_vault(), items)
+        result["retrieval"] = {
+            mode: evaluate(m2.search, items, paths, mode) for mode in ("text", "vector", "hybrid")
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "membrane_search.json").write_text(json.dumps(result, indent=2) + "\n")
+    r = result
+    lines = [
+        f"### MemBrane search ({n_notes:,} notes + {n_chunks:,} episode chunks)",
+        "",
+        "| what | result |",
+        "|---|---:|",
+        f"| raw embedding model (all-MiniLM-L6-v2, CPU, batch 32) | {r['raw_model_texts_per_s']} texts/s |",
+        f"| ingestion through the index (hash, batch, store) | {r['ingestion_docs_per_s']} docs/s "
+        f"({r['ingestion_vs_raw']}× raw; target ≥ 0.8×) |",
+        f"| note writes (atomic file + full-text index) | {r['note_writes_per_s']}/s |",
+        f"| hybrid search incl. query embedding, p50 / p95 | {r['search_hybrid_p50_ms']} / "
+        f"{r['search_hybrid_p95_ms']} ms (target p95 ≤ 50 ms) |",
+        f"| full-text only, p50 / p95 | {r['search_text_p50_ms']} / {r['search_text_p95_ms']} ms |",
+        f"| cold start, populated / empty store | {r['cold_start_populated_ms']} / "
+        f"{r['cold_start_empty_ms']} ms ({r['cold_start_ratio']}×; target ≤ 1.15×) |",
+        "",
+        "Retrieval on the labelled set (40 learnings, paraphrased queries):",
+        "",
+        "| mode | recall@5 | MRR |",
+        "|---|---:|---:|",
+    ]
+    for mode, score in r["retrieval"].items():
+        lines.append(f"| {mode} | {score['recall@5']} | {score['mrr']} |")
+    (out / "membrane_search.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
