@@ -37,14 +37,78 @@ CREATE TABLE IF NOT EXISTS s_pending (doc_id INTEGER PRIMARY KEY);
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that match nearly every document: they cost time and add nothing to the ranking.
 STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
 )
 
 
-def fts_query(text: str) -> str | None:
-    """A safe FTS5 query: the words of ``text`` (without stopwords) OR-ed as quoted terms."""
+def fts_query(text: str, *, every_word: bool = False) -> str | None:
+    """A safe FTS5 query: the words of ``text`` (without stopwords) as quoted terms, OR-ed, or
+    AND-ed with ``every_word`` (selective, so cheap on a large index)."""
     words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS][:32]
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+    joiner = " AND " if every_word else " OR "
+    return joiner.join(f'"{w}"' for w in dict.fromkeys(words)) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +225,9 @@ class SearchIndex:
         area: str | None = None,
         entity: str | None = None,
         limit: int = 20,
+        every_word: bool = False,
     ) -> list[Hit]:
-        match = fts_query(query)
+        match = fts_query(query, every_word=every_word)
         if match is None:
             return []
         where, args = self._filters(kinds, since, until, area, entity)

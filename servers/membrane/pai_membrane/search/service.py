@@ -159,9 +159,15 @@ class MemorySearch:
             "area": area,
             "entity": entity,
         }
-        text = self.index.search(query, limit=n, **filters) if mode != "vector" else []
         if self.embedder is None or mode == "text":
-            return text
+            return self.index.search(query, limit=n, **filters)
+        # Beside vectors, full text only has to lift documents holding every query word (an
+        # exact name or option); the all-words query is selective, so it stays fast at scale.
+        text = (
+            self.index.search(query, limit=n, every_word=True, **filters)
+            if mode == "hybrid"
+            else []
+        )
         self.embed_pending()
         qvec = self.embedder.embed([query])[0]
         nearest = self.vectors.search(self.index._conn(), qvec, n * 3)

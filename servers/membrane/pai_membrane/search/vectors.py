@@ -126,6 +126,8 @@ class NumpyVectorStore:
         self._ids: Any = None
         self._matrix: Any = None
         self._version: tuple[int, int] | None = None
+        self._dirty = True
+        self._data_version: tuple[int, int] = (-1, -1)
         self._lock = threading.Lock()
 
     def ensure(self, conn: sqlite3.Connection) -> None:
@@ -137,9 +139,11 @@ class NumpyVectorStore:
             [(doc_id, h, vec.astype("float32").tobytes()) for doc_id, h, vec in items],
         )
         conn.executemany("DELETE FROM s_pending WHERE doc_id=?", [(d,) for d, _, _ in items])
+        self._dirty = True
 
     def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
         conn.executemany("DELETE FROM s_vectors WHERE doc_id=?", [(d,) for d in doc_ids])
+        self._dirty = True
 
     def missing(self, conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]:
         """Documents whose text has no vector yet (new or changed since): ``s_pending``."""
@@ -164,6 +168,13 @@ class NumpyVectorStore:
     def _refresh(self, conn: sqlite3.Connection) -> None:
         import numpy as np
 
+        # PRAGMA data_version moves when another connection commits, total_changes when this
+        # one writes; only then is the costlier count over the table worth taking.
+        data_version = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+        if not self._dirty and self._data_version == data_version:
+            return
+        self._data_version = data_version
+        self._dirty = False
         version = conn.execute(
             "SELECT count(*), coalesce(max(doc_id), 0) FROM s_vectors"
         ).fetchone()
