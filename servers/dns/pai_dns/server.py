@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server import MCPServer
 from pydantic import Field
@@ -13,7 +13,6 @@ from pai_core.audit import AuditLog
 from pai_core.errors import ConfigError
 from pai_core.log import register_secret
 from pai_dns import __version__
-from pai_dns.backend import Endpoint, Rfc2136Backend
 from pai_dns.models import (
     ApplyResult,
     ChangeIn,
@@ -23,9 +22,10 @@ from pai_dns.models import (
     Verification,
     ZoneList,
 )
-from pai_dns.policy import Policy
-from pai_dns.service import DnsService, PlanStore
 from pai_dns.settings import DnsSettings
+
+if TYPE_CHECKING:  # dnspython loads with the first tool call, not at start-up
+    from pai_dns.service import DnsService
 
 __all__ = ["build_server", "build_service"]
 
@@ -56,6 +56,10 @@ def _probe(settings: DnsSettings) -> dict[str, Any]:
 
 def build_service(settings: DnsSettings) -> DnsService:
     """The service for configured settings (ConfigError naming what is missing otherwise)."""
+    from pai_dns.backend import Endpoint, Rfc2136Backend
+    from pai_dns.policy import Policy
+    from pai_dns.service import DnsService, PlanStore
+
     problems = _probe(settings)["problems"]
     if problems:
         raise ConfigError("the DNS server is not configured: " + "; ".join(problems))

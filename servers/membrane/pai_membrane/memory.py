@@ -9,19 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from pai_membrane.episodes.ingest import EpisodeStore
-from pai_membrane.graph.service import GraphService
-from pai_membrane.graph.sqlite_store import SqliteGraphStore
-from pai_membrane.search.index import SearchIndex
-from pai_membrane.search.service import MemorySearch
-from pai_membrane.search.vectors import (
-    SentenceTransformerEmbedder,
-    default_model_path,
-    embeddings_available,
-)
 from pai_membrane.settings import MembraneSettings
-from pai_membrane.vault.service import Vault
+
+if TYPE_CHECKING:  # the layers are imported on first use, keeping start-up light
+    from pai_membrane.episodes.ingest import EpisodeStore
+    from pai_membrane.graph.service import GraphService
+    from pai_membrane.search.index import SearchIndex
+    from pai_membrane.search.service import MemorySearch
+    from pai_membrane.search.vectors import SentenceTransformerEmbedder
+    from pai_membrane.vault.service import Vault
 
 __all__ = ["GraphLinker", "Memory"]
 
@@ -60,14 +58,21 @@ class Memory:
 
     @cached_property
     def graph(self) -> GraphService:
+        from pai_membrane.graph.service import GraphService
+        from pai_membrane.graph.sqlite_store import SqliteGraphStore
+
         return GraphService(SqliteGraphStore(self.settings.resolved_db_path))
 
     @cached_property
     def index(self) -> SearchIndex:
+        from pai_membrane.search.index import SearchIndex
+
         return SearchIndex(self.settings.resolved_db_path)
 
     @cached_property
     def vault(self) -> Vault:
+        from pai_membrane.vault.service import Vault
+
         vault = Vault(
             self.settings.resolved_vault_path,
             self.settings.para_folders,
@@ -83,17 +88,26 @@ class Memory:
             if not self._synced:
                 report = vault.sync()
                 self._synced = True
+                self.start_watcher()  # from the first use on, not at start-up
                 if report.errors:
                     log.warning("vault: %d note(s) with problems", len(report.errors))
         return vault
 
     @cached_property
     def episodes(self) -> EpisodeStore:
+        from pai_membrane.episodes.ingest import EpisodeStore
+
         return EpisodeStore(self.index)
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder | None:
         """The embedding model (loaded on its first use), or None: search is full text only."""
+        from pai_membrane.search.vectors import (
+            SentenceTransformerEmbedder,
+            default_model_path,
+            embeddings_available,
+        )
+
         if not self.settings.embeddings or not embeddings_available():
             return None
         if self.settings.embedding_model is None and default_model_path() is None:
@@ -102,6 +116,8 @@ class Memory:
 
     @cached_property
     def search(self) -> MemorySearch:
+        from pai_membrane.search.service import MemorySearch
+
         self.ready_vault()
         return MemorySearch(self.index, self.graph, self.episodes, self.embedder)
 

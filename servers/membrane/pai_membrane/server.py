@@ -112,11 +112,10 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
 
     @asynccontextmanager
     async def lifespan(_server: Any) -> AsyncIterator[dict[str, Any]]:
-        memory.start_watcher()
         try:
             yield {}
         finally:
-            memory.stop()
+            memory.stop()  # the vault watcher starts with the vault's first use
 
     server = create_server(
         "membrane",

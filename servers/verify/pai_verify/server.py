@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -15,9 +15,6 @@ from pydantic import BaseModel, Field
 from pai_core.annotations import tool_annotations
 from pai_core.app import add_health_tool, create_server, tool
 from pai_verify import __version__
-from pai_verify.artifacts import ArtifactStore
-from pai_verify.browser import BrowserPool
-from pai_verify.http import HttpChecker
 from pai_verify.models import (
     HttpCheckResult,
     ImageCount,
@@ -27,9 +24,10 @@ from pai_verify.models import (
     VisualDiffResult,
     WaitResult,
 )
-from pai_verify.service import VerifyService
 from pai_verify.settings import VerifySettings
-from pai_verify.urls import UrlPolicy
+
+if TYPE_CHECKING:  # httpx and the browser code load with the first tool call
+    from pai_verify.service import VerifyService
 
 __all__ = ["build_server", "build_service"]
 
@@ -72,6 +70,12 @@ def _probe(settings: VerifySettings, pool: dict[str, VerifyService]) -> dict[str
 
 
 def build_service(settings: VerifySettings) -> VerifyService:
+    from pai_verify.artifacts import ArtifactStore
+    from pai_verify.browser import BrowserPool
+    from pai_verify.http import HttpChecker
+    from pai_verify.service import VerifyService
+    from pai_verify.urls import UrlPolicy
+
     return VerifyService(
         UrlPolicy(tuple(settings.allow_hosts), tuple(settings.deny_hosts)),
         HttpChecker(settings.http_timeout_s),

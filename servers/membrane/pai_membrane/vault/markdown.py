@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 __all__ = [
     "ParsedNote",
     "content_hash",
@@ -56,6 +54,8 @@ def parse_note(text: str, fallback_title: str) -> ParsedNote:
         if end is None:
             error, error_line = "frontmatter is not closed with '---'", 1
         else:
+            import yaml
+
             raw = text[4 : 4 + end.start()]
             body = text[4 + end.end() :].lstrip("\n")
             try:
@@ -77,6 +77,8 @@ def parse_note(text: str, fallback_title: str) -> ParsedNote:
 
 
 def render_note(frontmatter: dict[str, Any], body: str) -> str:
+    import yaml
+
     head = yaml.safe_dump(frontmatter, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{head}\n---\n\n{body.strip()}\n"
 
