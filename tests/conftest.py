@@ -186,3 +186,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("skipped groups")
         for reason, count in sorted(groups.items(), key=lambda kv: -kv[1]):
             terminalreporter.write_line(f"SKIPPED {count:>3} test(s): {reason}")
+
+
+def assert_claude_sees_every_server(project: Path, env: dict[str, str]) -> None:
+    """Run Claude Code's own `claude mcp list` in ``project``: every PAI server ✔ Connected."""
+    claude = node_client("claude")
+    env = {**env, "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    out = subprocess.run(
+        [str(claude), "--settings", '{"enableAllProjectMcpServers": true}', "mcp", "list"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    for name in SERVERS:  # its exit code is always 0: read the lines
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith(f"pai-{name}:")), "")
+        assert "✔ Connected" in line, out.stdout + out.stderr
