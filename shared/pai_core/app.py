@@ -19,12 +19,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import server as _sdk_server
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import EmptyResult, SetLevelRequestParams, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from pai_core.annotations import READ_ONLY
 from pai_core.errors import PaiError
+from pai_core.log import configure_logging
 from pai_core.settings import ServerSettings
 
 __all__ = ["IN_FLIGHT", "Health", "add_health_tool", "create_server", "tool", "tool_error"]
@@ -186,6 +188,20 @@ def add_health_tool(
             uptime_s=round(time.monotonic() - started, 3),
             python=platform.python_version(),
         )
+
+
+def _sdk_configure_logging(level: str = "INFO") -> None:
+    """Stands in for the SDK's ``configure_logging``, which every ``MCPServer()`` calls: that one
+    imports rich (~30 ms of every cold start) to install a handler that ``logging.basicConfig``
+    then drops, because PAI's redacting stderr handler is already there. Where nothing has
+    configured logging yet, PAI's handler is installed instead of rich's, so secrets are
+    redacted on every path."""
+    if not any(h.get_name() == "pai-stderr" for h in logging.getLogger().handlers):
+        configure_logging(level)
+
+
+if hasattr(_sdk_server, "configure_logging"):
+    _sdk_server.configure_logging = _sdk_configure_logging
 
 
 def create_server(

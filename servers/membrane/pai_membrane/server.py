@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from pydantic import BaseModel, Field
@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 from pai_core.annotations import READ_ONLY, tool_annotations
 from pai_core.app import add_health_tool, create_server, tool
 from pai_membrane import __version__
-from pai_membrane.graph.service import GraphService
 from pai_membrane.graph.views import (
     BatchResult,
     ConflictView,
@@ -28,6 +27,9 @@ from pai_membrane.graph.views import (
 from pai_membrane.memory import Memory
 from pai_membrane.settings import MembraneSettings
 from pai_membrane.tools_notes import register_note_tools
+
+if TYPE_CHECKING:  # the graph layer is imported on first use (memory.graph), not at start-up
+    from pai_membrane.graph.service import GraphService
 
 __all__ = ["build_server"]
 
@@ -86,6 +88,9 @@ def _probe(settings: MembraneSettings, memory: Memory) -> dict[str, Any]:
         if memory.embedder
         else "full-text (BM25) + graph proximity",
     }
+    if memory.embedder is not None:
+        details["embedding_model"] = memory.embedder.model_name
+        details["embedding_engines"] = memory.embedder.engines()
     problems = []
     if memory.embedder is None:
         problems.append(

@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 from pai_core.annotations import READ_ONLY, tool_annotations
 from pai_core.app import tool
 from pai_membrane.memory import Memory
-from pai_membrane.timeparse import parse_time
 
 __all__ = ["register_note_tools"]
 
@@ -78,6 +77,8 @@ class IngestOut(BaseModel):
 
 
 def _t(value: str | None, field: str) -> float | None:
+    from pai_membrane.timeparse import parse_time
+
     return parse_time(value, field=field) if value else None
 
 
