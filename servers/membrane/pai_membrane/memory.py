@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the layers are imported on first use, keeping start-up ligh
     from pai_membrane.graph.service import GraphService
     from pai_membrane.search.index import SearchIndex
     from pai_membrane.search.service import MemorySearch
-    from pai_membrane.search.vectors import SentenceTransformerEmbedder
+    from pai_membrane.search.vectors import LocalEmbedder
     from pai_membrane.vault.service import Vault
 
 __all__ = ["GraphLinker", "Memory"]
@@ -100,10 +100,10 @@ class Memory:
         return EpisodeStore(self.index)
 
     @cached_property
-    def embedder(self) -> SentenceTransformerEmbedder | None:
+    def embedder(self) -> LocalEmbedder | None:
         """The embedding model (loaded on its first use), or None: search is full text only."""
         from pai_membrane.search.vectors import (
-            SentenceTransformerEmbedder,
+            LocalEmbedder,
             default_model_path,
             embeddings_available,
         )
@@ -112,7 +112,7 @@ class Memory:
             return None
         if self.settings.embedding_model is None and default_model_path() is None:
             return None
-        return SentenceTransformerEmbedder(self.settings.embedding_model)
+        return LocalEmbedder(self.settings.embedding_model)
 
     @cached_property
     def search(self) -> MemorySearch:

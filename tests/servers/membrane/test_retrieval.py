@@ -15,7 +15,12 @@ from pai_membrane.graph.service import GraphService
 from pai_membrane.graph.sqlite_store import SqliteGraphStore
 from pai_membrane.search.index import SearchIndex
 from pai_membrane.search.service import MemorySearch
-from pai_membrane.search.vectors import SentenceTransformerEmbedder, default_model_path
+from pai_membrane.search.vectors import (
+    Embedder,
+    LocalEmbedder,
+    SentenceTransformerEmbedder,
+    default_model_path,
+)
 from pai_membrane.vault.service import Vault
 from tests.servers.membrane.retrieval import evaluate, load_set, write_set
 
@@ -26,9 +31,7 @@ needs_embeddings = pytest.mark.skipif(
 )
 
 
-def _search(
-    tmp_path: Path, embedder: SentenceTransformerEmbedder | None
-) -> tuple[Vault, MemorySearch]:
+def _search(tmp_path: Path, embedder: Embedder | None) -> tuple[Vault, MemorySearch]:
     db = tmp_path / "m.db"
     index = SearchIndex(db)
     vault = Vault(tmp_path / "vault", ["1-Projects", "2-Areas", "3-Resources", "4-Archives"], index)
@@ -76,3 +79,26 @@ def test_the_model_is_not_loaded_until_a_search_needs_it(tmp_path: Path) -> None
     search.search("anything about proxies", kinds=["notes"])
     assert embedder._model is not None
     assert "sentence_transformers" in sys.modules
+
+
+class _Counting:
+    """Passes texts to the real embedder and keeps what it was asked."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner, self.dim, self.calls = inner, 384, []  # type: list[list[str]]
+
+    def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        self.calls.append(list(texts))
+        return self.inner.embed(texts)
+
+
+@needs_embeddings
+def test_recall_embeds_its_topic_once(tmp_path: Path) -> None:
+    embedder = _Counting(LocalEmbedder())
+    vault, search = _search(tmp_path, embedder)
+    write_set(vault, load_set()[:5])
+    search.embed_pending()
+    embedder.calls.clear()
+    pack = search.recall("reverse proxy uploads")
+    assert pack["learnings"]
+    assert embedder.calls == [["reverse proxy uploads"]]  # three searches, one embedding

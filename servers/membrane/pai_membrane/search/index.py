@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pai_membrane.graph.sqlite_store import connect
 
-__all__ = ["Hit", "SearchIndex", "fts_query"]
+__all__ = ["COMMON_MIN_DOCS", "COMMON_SHARE", "Hit", "SearchIndex", "fts_query", "query_words"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS s_docs (
@@ -103,12 +103,28 @@ STOPWORDS = frozenset(
 )
 
 
-def fts_query(text: str, *, every_word: bool = False) -> str | None:
+# A word found in more documents than this share of the index (and than COMMON_MIN_DOCS) is
+# common: it is left out of full-text queries. BM25 gives such a word little weight (FTS5's
+# bm25 gives a word in more than half of the documents none at all), while its list of
+# documents is the longest to walk: at 110k documents an OR query with one word found in most
+# of them took ~270 ms, and ~15 ms without the common words (benchmarks/results/
+# membrane_search.md). The floor keeps a small index's words: cost only grows with size.
+COMMON_SHARE = 0.05
+COMMON_MIN_DOCS = 2000
+
+
+def query_words(text: str) -> list[str]:
+    """The distinct words of ``text`` that can match: lower case, no stopwords, at most 32."""
+    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS]
+    return list(dict.fromkeys(words))[:32]
+
+
+def fts_query(text: str | list[str], *, every_word: bool = False) -> str | None:
     """A safe FTS5 query: the words of ``text`` (without stopwords) as quoted terms, OR-ed, or
     AND-ed with ``every_word`` (selective, so cheap on a large index)."""
-    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS][:32]
+    words = query_words(text) if isinstance(text, str) else text
     joiner = " AND " if every_word else " OR "
-    return joiner.join(f'"{w}"' for w in dict.fromkeys(words)) or None
+    return joiner.join(f'"{w}"' for w in words) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +144,11 @@ class SearchIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        # How many documents hold a word (counted up to the common limit), for as long as the
+        # index stays within 10% of the size it had when the counts were taken.
+        self._df: dict[str, int] = {}
+        self._df_basis = 0
+        self._size: tuple[tuple[int, int], int] = ((-1, -1), 0)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -227,9 +248,16 @@ class SearchIndex:
         limit: int = 20,
         every_word: bool = False,
     ) -> list[Hit]:
-        match = fts_query(query, every_word=every_word)
-        if match is None:
+        words = query_words(query)
+        if not words:
             return []
+        telling = self.telling_words(words)
+        if telling:
+            match = fts_query(telling, every_word=every_word)
+        elif every_word:
+            return []  # only common words: nothing for full text to lift beside vectors
+        else:
+            match = fts_query(words, every_word=True)  # the most selective query they make
         where, args = self._filters(kinds, since, until, area, entity)
         sql = (
             "SELECT d.id, d.kind, d.ref, d.title, snippet(s_fts, 1, '[', ']', ' … ', 12), "
@@ -279,6 +307,45 @@ class SearchIndex:
             for r in rows
         }
 
+    def size(self) -> int:
+        """How many documents the index holds (counted again only after a write)."""
+        conn = self._conn()
+        version = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+        seen, size = self._size
+        if version != seen:
+            size = int(conn.execute("SELECT count(*) FROM s_docs").fetchone()[0])
+            self._size = (version, size)
+        return size
+
+    def common_limit(self) -> int:
+        """A word in more documents than this is common (see ``COMMON_SHARE``)."""
+        n = self.size()
+        return int(min(n / 2, max(COMMON_SHARE * n, COMMON_MIN_DOCS)))
+
+    def telling_words(self, words: list[str]) -> list[str]:
+        """``words`` without the common ones. Counting stops past the limit, so a lookup costs
+        at most a walk over that many documents, and counts are kept while the index size
+        stays within 10% of what it was when they were taken."""
+        limit = self.common_limit()
+        n = self.size()
+        if abs(n - self._df_basis) > 0.1 * max(self._df_basis, 1):
+            self._df, self._df_basis = {}, n
+        conn = self._conn()
+        kept = []
+        for word in words:
+            count = self._df.get(word)
+            if count is None:
+                count = int(
+                    conn.execute(
+                        "SELECT count(*) FROM (SELECT 1 FROM s_fts WHERE s_fts MATCH ? LIMIT ?)",
+                        (f'"{word}"', limit + 1),
+                    ).fetchone()[0]
+                )
+                self._df[word] = count
+            if count <= limit:
+                kept.append(word)
+        return kept
+
     @staticmethod
     def _filters(
         kinds: list[str],
@@ -287,13 +354,16 @@ class SearchIndex:
         area: str | None,
         entity: str | None,
     ) -> tuple[list[str], list[object]]:
-        where = [f"d.kind IN ({','.join('?' * len(kinds))})"]
+        # The unary + keeps SQLite from answering these through the (kind, at) index: callers
+        # look documents up by rowid (full-text matches, nearest vectors), and scanning every
+        # document of a kind instead took ~11 ms at 110k documents against ~0.3 ms.
+        where = [f"+d.kind IN ({','.join('?' * len(kinds))})"]
         args: list[object] = [*kinds]
         if since is not None:
-            where.append("d.at >= ?")
+            where.append("+d.at >= ?")
             args.append(since)
         if until is not None:
-            where.append("d.at <= ?")
+            where.append("+d.at <= ?")
             args.append(until)
         if area:
             where.append("d.area = ?")

@@ -61,11 +61,12 @@ class MemorySearch:
         self.embedder = embedder
         self.vectors = vectors or NumpyVectorStore()
         self._names: tuple[float, list[str]] = (0.0, [])
+        self._query_vectors: dict[str, Any] = {}
 
     @property
     def mode(self) -> str:
         return (
-            "hybrid (BM25 + vectors, weighted RRF) + graph proximity"
+            "hybrid (BM25 + vectors, cosine + weighted BM25) + graph proximity"
             if self.embedder
             else "full-text (BM25) + graph proximity; embeddings not installed"
         )
@@ -101,6 +102,17 @@ class MemorySearch:
             with self.index.write() as wconn:
                 self.vectors.add(wconn, items)
             done += len(items)
+
+    def _query_vector(self, query: str) -> Any:
+        """The query's vector; the last few are kept (recall asks once per kind)."""
+        assert self.embedder is not None
+        vec = self._query_vectors.pop(query, None)
+        if vec is None:
+            vec = self.embedder.embed([query])[0]
+            if len(self._query_vectors) >= 64:
+                self._query_vectors.pop(next(iter(self._query_vectors)))
+        self._query_vectors[query] = vec  # most recently used last
+        return vec
 
     def sync_facts(self) -> int:
         """Index facts recorded since the last sync; return how many."""
@@ -169,7 +181,7 @@ class MemorySearch:
             else []
         )
         self.embed_pending()
-        qvec = self.embedder.embed([query])[0]
+        qvec = self._query_vector(query)
         nearest = self.vectors.search(self.index._conn(), qvec, n * 3)
         docs = self.index.docs([doc_id for doc_id, _ in nearest], **filters)
         vec_hits = [replace(docs[d], score=sim) for d, sim in nearest if d in docs][:n]

