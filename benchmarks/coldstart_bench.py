@@ -7,8 +7,11 @@ servers' own. Target: every PAI server within 1.15x of the SDK floor (medians).
 
 Then, to say where the time goes, each Python subject is started once more under
 ``python -X importtime`` (which packages it imports at start-up beyond the floor's, and their
-cost), and its start-up is split in-process into the SDK import, its own imports, and building
-the server (reading settings, registering tools: the SDK derives two JSON schemas per tool).
+cost), and its start-up is split in-process into the SDK import, its own imports, building
+the server (reading settings, registering tools), and its first tools/list (tools are built on
+first use and listed from a cache kept between starts, see ``pai_core.toolcache``).
+``pai-membrane, first start`` is the server with that cache removed before each run: the first
+start after an install or upgrade, when the SDK derives two JSON schemas per tool.
 
     python benchmarks/coldstart_bench.py            # 9 interleaved runs
     python benchmarks/coldstart_bench.py --quick    # 3 runs, a smoke test
@@ -38,6 +41,7 @@ SERVERS = ["membrane", "gitlab", "gpu_jobs", "firewall", "dns", "mail", "verify"
 CLIENTS = ROOT / "tests" / "clients" / "node_modules"
 NODE_MEMORY = CLIENTS / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
 FLOOR = "sdk-floor"
+FIRST_START = "pai-membrane, first start"
 TARGET = 1.15
 TIMEOUT_S = 60
 
@@ -79,8 +83,11 @@ else:
     t2 = time.perf_counter()
     server = spec.build(load_settings(settings_cls, None))
 t3 = time.perf_counter()
+import asyncio
+asyncio.run(server.list_tools())
+t4 = time.perf_counter()
 print(json.dumps({"sdk_import_ms": (t1 - t0) * 1e3, "own_import_ms": (t2 - t1) * 1e3,
-                  "build_ms": (t3 - t2) * 1e3}))
+                  "build_ms": (t3 - t2) * 1e3, "list_ms": (t4 - t3) * 1e3}))
 """
 
 
@@ -191,6 +198,10 @@ def main() -> int:
     subjects: dict[str, list[str]] = {FLOOR: [sys.executable, str(HERE / "hello_server.py")]}
     for name in SERVERS:
         subjects[f"pai-{name}"] = [str(BIN / f"pai-{name.replace('_', '-')}")]
+    # The first start after an install or upgrade: no cached tool listing yet, so every tool
+    # is built (see pai_core.toolcache). Its cache is removed before each of its runs.
+    subjects[FIRST_START] = subjects["pai-membrane"]
+    first_start_cache = tmp / "pai" / "membrane" / "cache"
     node = CLIENTS / ".bin" / "node"
     node_cmd = str(node) if node.exists() else shutil.which("node")
     node_version = ""
@@ -205,8 +216,12 @@ def main() -> int:
             measure(cmd, env)
         for _ in range(runs):
             for label, cmd in subjects.items():
+                if label == FIRST_START:
+                    shutil.rmtree(first_start_cache, ignore_errors=True)
                 samples[label].append(measure(cmd, env))
-        python_subjects = [k for k in subjects if k == FLOOR or k.startswith("pai-")]
+        python_subjects = [
+            k for k in subjects if (k == FLOOR or k.startswith("pai-")) and k != FIRST_START
+        ]
         imports = {
             label: import_profile([sys.executable, *subjects[label][-1:]], env)
             for label in python_subjects
@@ -263,7 +278,8 @@ def summarise(
                 "by_package_ms": {p: round(us / 1000, 1) for p, us in by_package.most_common()},
             }
         rows.append(row)
-    pai_rows = [r for r in rows if r["server"].startswith("pai-")]
+    # the first start after an install is reported, not held to the target: it happens once
+    pai_rows = [r for r in rows if r["server"].startswith("pai-") and r["server"] != FIRST_START]
     worst = max(max(r["vs_floor_initialize"], r["vs_floor_tools_list"]) for r in pai_rows)
     return {
         "benchmark": "coldstart",
@@ -305,8 +321,8 @@ def render(result: dict[str, Any]) -> str:
         "Where the start-up goes (in-process medians, ms; imports beyond the floor's from "
         "`python -X importtime`, self time by package):",
         "",
-        "| server | SDK import | own imports | build | imports beyond the floor |",
-        "|---|---:|---:|---:|---|",
+        "| server | SDK import | own imports | build | first tools/list | imports beyond the floor |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if "startup_split_ms" not in r:
@@ -315,7 +331,7 @@ def render(result: dict[str, Any]) -> str:
         top = ", ".join(f"{p} {ms}" for p, ms in list(extra["by_package_ms"].items())[:5])
         lines.append(
             f"| {r['server']} | {s['sdk_import_ms']} | {s['own_import_ms']} | {s['build_ms']} | "
-            f"{extra['modules']} modules, {extra['self_ms']} ms{': ' + top if top else ''} |"
+            f"{s['list_ms']} | {extra['modules']} modules, {extra['self_ms']} ms{': ' + top if top else ''} |"
         )
     for label in result["missing_target"]:
         r = next(r for r in rows if r["server"] == label)

@@ -70,6 +70,13 @@ def script(name: str) -> str:
     return str(VENV_BIN / f"pai-{name.replace('_', '-')}")
 
 
+@pytest.fixture(autouse=True)
+def _private_pai_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code run in the test process keeps its data (and caches) in the test's temp dir,
+    never in the developer's own PAI home."""
+    monkeypatch.setenv("PAI_HOME", str(tmp_path / "pai-home"))
+
+
 @pytest.fixture
 def pai_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a server process: a private PAI_HOME, HOME and config, nothing else."""

@@ -28,6 +28,7 @@ from pai_core.annotations import READ_ONLY
 from pai_core.errors import PaiError
 from pai_core.log import configure_logging
 from pai_core.settings import ServerSettings
+from pai_core.toolcache import LazyToolManager
 
 __all__ = ["IN_FLIGHT", "Health", "add_health_tool", "create_server", "tool", "tool_error"]
 
@@ -212,7 +213,8 @@ def create_server(
     settings: ServerSettings,
     lifespan: Callable[[MCPServer[Any]], AbstractAsyncContextManager[Any]] | None = None,
 ) -> MCPServer[Any]:
-    """An ``MCPServer`` named ``pai-<name>`` that declares the logging capability.
+    """An ``MCPServer`` named ``pai-<name>`` that declares the logging capability and builds
+    its tools when first needed (their listing is cached in ``<data_dir>/cache``).
 
     ``lifespan`` wraps the server's run: resources it opens (a browser, a pool) are closed when
     the server stops, on every transport.
@@ -232,6 +234,12 @@ def create_server(
 
     server._lowlevel_server.add_request_handler(
         "logging/setLevel", SetLevelRequestParams, set_level
+    )
+    # Tools are built on first use and listed from a cache (see pai_core.toolcache): start-up
+    # no longer pays for every tool's schemas.
+    server._tool_manager = LazyToolManager(
+        settings.data_path / "cache" / "tools.json",
+        warn_on_duplicate_tools=server.settings.warn_on_duplicate_tools,
     )
     return server
 
