@@ -252,6 +252,22 @@ def main() -> int:
             result[f"search_{label}_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
             result[f"search_{label}_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)
         embedder.small = numpy_encoder
+        # a note written, then searched at once: its vector is embedded and patched into the
+        # matrix in place (a reload of every vector would cost ~1 s at this size)
+        loads = search.vectors.full_loads
+        lat = []
+        for i in range(20):
+            vault.write_note(f"3-Resources/fresh/f{i}.md", f"# Fresh {i}\n\n{sentence(rng, 60)}")
+            t = time.perf_counter()
+            search.search(queries[i])
+            lat.append(time.perf_counter() - t)
+        lat.sort()
+        result["search_after_write_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
+        result["search_after_write_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)
+        result["matrix_reloads_during_writes"] = search.vectors.full_loads - loads
+        t = time.perf_counter()
+        search.vectors._reload(conn, search.vectors._seq)
+        result["matrix_full_reload_ms"] = round((time.perf_counter() - t) * 1000, 1)
         # the query embedding alone, by each engine (the NumPy encoder is what search uses)
         engines = {"numpy": memory.embedder.small, "sentence_transformers": memory.embedder.large}
         for name, engine in engines.items():
@@ -300,6 +316,10 @@ def main() -> int:
         f"| full-text only, p50 / p95 | {r['search_text_p50_ms']} / {r['search_text_p95_ms']} ms |",
         f"| the same hybrid search, query embedded by sentence-transformers, p50 / p95 | "
         f"{r['search_hybrid_torch_p50_ms']} / {r['search_hybrid_torch_p95_ms']} ms |",
+        f"| search right after writing a note (embed it, patch the matrix), p50 / p95 | "
+        f"{r['search_after_write_p50_ms']} / {r['search_after_write_p95_ms']} ms "
+        f"({r['matrix_reloads_during_writes']} full reloads; one takes "
+        f"{r['matrix_full_reload_ms']} ms) |",
         f"| query embedding, NumPy encoder (what search uses), p50 / p95 | "
         f"{r.get('query_embed_numpy_p50_ms')} / {r.get('query_embed_numpy_p95_ms')} ms |",
         f"| query embedding, sentence-transformers (torch), p50 / p95 | "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pai_membrane.search.index import SearchIndex
-from pai_membrane.search.vectors import NumpyVectorStore
+from pai_membrane.search.vector_store import NumpyVectorStore
 
 
 def _unit(v: list[float]) -> np.ndarray:
@@ -71,3 +71,95 @@ def test_vectors_added_by_another_writer_are_seen(
         new_id = w.execute("SELECT id FROM s_docs WHERE ref='b'").fetchone()[0]
         NumpyVectorStore().add(w, [(new_id, "h2", _unit([0, 1]))])
     assert store.search(conn, _unit([0, 1]), 1)[0][0] == new_id  # refreshed, not stale
+
+
+def _docs(index: SearchIndex, n: int, kind: str = "note", at: float = 0.0) -> list[int]:
+    with index.write() as w:
+        for i in range(n):
+            index.upsert(w, kind, f"{kind}-{at}-{i}", f"t{i}", f"body {i}", at=at + i)
+        return [
+            r[0]
+            for r in w.execute(
+                "SELECT id FROM s_docs WHERE kind=? AND ref LIKE ? ORDER BY id",
+                (kind, f"{kind}-{at}-%"),
+            )
+        ]
+
+
+def test_a_re_embedded_document_is_found_by_its_new_vector(
+    setup: tuple[SearchIndex, NumpyVectorStore],
+) -> None:
+    index, store = setup
+    a, b = _docs(index, 2)
+    with index.write() as w:
+        store.add(w, [(a, "ha", _unit([1, 0])), (b, "hb", _unit([0, 1]))])
+    conn = index._conn()
+    assert store.search(conn, _unit([0, 0, 1]), 1)[0][1] < 0.01
+    with index.write() as w:  # the text changes, then its new vector arrives: same count
+        index.upsert(w, "note", "note-0.0-0", "t0", "new text", at=9.0)
+        store.add(w, [(a, "ha2", _unit([0, 0, 1]))])
+    best = store.search(conn, _unit([0, 0, 1]), 1)
+    assert best[0][0] == a and best[0][1] > 0.99
+    assert store.full_loads == 1  # the row was patched, not the matrix reloaded
+
+
+def test_kind_and_time_filters_rank_only_matching_rows(
+    setup: tuple[SearchIndex, NumpyVectorStore],
+) -> None:
+    index, store = setup
+    episodes = _docs(index, 50, "episode", at=100.0)
+    notes = _docs(index, 3, "note", at=0.0)
+    with index.write() as w:  # episodes nearer the query than any note
+        store.add(w, [(d, f"e{d}", _unit([1, 0.01 * i])) for i, d in enumerate(episodes)])
+        store.add(w, [(d, f"n{d}", _unit([1, 1 + i])) for i, d in enumerate(notes)])
+    conn = index._conn()
+    query = _unit([1, 0])
+    assert {d for d, _ in store.search(conn, query, 3)} <= set(episodes)
+    assert [d for d, _ in store.search(conn, query, 3, kinds=["note"])] == notes
+    assert store.search(conn, query, 5, kinds=["fact"]) == []
+    window = store.search(conn, query, 10, kinds=["episode"], since=140.0, until=144.0)
+    assert sorted(d for d, _ in window) == episodes[40:45]
+
+
+def test_deleted_rows_are_never_returned_and_many_changes_reload(
+    setup: tuple[SearchIndex, NumpyVectorStore],
+) -> None:
+    index, store = setup
+    docs = _docs(index, 20)
+    with index.write() as w:
+        store.add(w, [(d, f"h{d}", _unit([1, 0.1 * i])) for i, d in enumerate(docs)])
+    conn = index._conn()
+    assert len(store.search(conn, _unit([1]), 50)) == 20
+    with index.write() as w:
+        store.delete(w, docs[:5])
+    left = store.search(conn, _unit([1]), 50)
+    assert sorted(d for d, _ in left) == docs[5:]
+    assert store.full_loads == 1
+    more = _docs(index, 1200, at=1000.0)
+    with index.write() as w:
+        store.add(w, [(d, f"m{d}", _unit([0, 1])) for d in more])
+    assert len(store.search(conn, _unit([0, 1]), 2000)) == 15 + 1200
+    assert store.full_loads == 2  # over a thousand changes: read again in one go
+
+
+def test_a_reader_behind_a_pruned_log_reloads(
+    setup: tuple[SearchIndex, NumpyVectorStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pai_membrane.search import vector_store
+
+    monkeypatch.setattr(vector_store, "LOG_KEEP", 5)
+    monkeypatch.setattr(vector_store, "_PRUNE_AT", 10)
+    index, reader = setup
+    docs = _docs(index, 30)
+    conn = index._conn()
+    with index.write() as w:
+        reader.add(w, [(docs[0], "h0", _unit([1]))])
+    assert [d for d, _ in reader.search(conn, _unit([1]), 5)] == [docs[0]]
+    writer = NumpyVectorStore()
+    for i, d in enumerate(docs[1:], 1):
+        with index.write() as w:
+            writer.add(w, [(d, f"h{d}", _unit([1, i]))])
+    oldest = conn.execute("SELECT min(seq) FROM s_vector_log").fetchone()[0]
+    assert oldest > 2  # entries this reader had not seen are gone
+    assert len(reader.search(conn, _unit([1]), 50)) == 30
+    assert reader.full_loads == 2

@@ -33,7 +33,16 @@ CREATE TABLE IF NOT EXISTS s_vectors (doc_id INTEGER PRIMARY KEY, hash TEXT NOT 
     vec BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS s_vectors_hash ON s_vectors(hash);
 CREATE TABLE IF NOT EXISTS s_pending (doc_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS s_vector_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL);
 """
+# Every change to s_vectors, by any writer, is logged: the in-memory matrix of
+# pai_membrane.search.vector_store follows the log.
+_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS s_vectors_{event.lower()} AFTER {event} ON s_vectors "
+    f"BEGIN INSERT INTO s_vector_log (doc_id) VALUES ({row}.doc_id); END"
+    for event, row in (("INSERT", "new"), ("UPDATE", "new"), ("DELETE", "old"))
+]
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that match nearly every document: they cost time and add nothing to the ranking.
 STOPWORDS = frozenset(
@@ -156,7 +165,7 @@ class SearchIndex:
             conn = connect(self.path)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA.split(";"):
+                for statement in [*_SCHEMA.split(";"), *_TRIGGERS]:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute("COMMIT")
@@ -317,17 +326,17 @@ class SearchIndex:
             self._size = (version, size)
         return size
 
-    def common_limit(self) -> int:
+    def common_limit(self, size: int | None = None) -> int:
         """A word in more documents than this is common (see ``COMMON_SHARE``)."""
-        n = self.size()
+        n = self.size() if size is None else size
         return int(min(n / 2, max(COMMON_SHARE * n, COMMON_MIN_DOCS)))
 
     def telling_words(self, words: list[str]) -> list[str]:
         """``words`` without the common ones. Counting stops past the limit, so a lookup costs
         at most a walk over that many documents, and counts are kept while the index size
         stays within 10% of what it was when they were taken."""
-        limit = self.common_limit()
         n = self.size()
+        limit = self.common_limit(n)
         if abs(n - self._df_basis) > 0.1 * max(self._df_basis, 1):
             self._df, self._df_basis = {}, n
         conn = self._conn()

@@ -16,7 +16,8 @@ from pai_core.errors import InvalidInput
 from pai_membrane.episodes.ingest import EpisodeStore
 from pai_membrane.graph.service import GraphService
 from pai_membrane.search.index import Hit, SearchIndex
-from pai_membrane.search.vectors import Embedder, NumpyVectorStore, text_hash
+from pai_membrane.search.vector_store import NumpyVectorStore, text_hash
+from pai_membrane.search.vectors import Embedder
 from pai_membrane.timeparse import iso
 
 __all__ = ["KINDS", "MemorySearch", "SearchHit"]
@@ -182,7 +183,9 @@ class MemorySearch:
         )
         self.embed_pending()
         qvec = self._query_vector(query)
-        nearest = self.vectors.search(self.index._conn(), qvec, n * 3)
+        nearest = self.vectors.search(
+            self.index._conn(), qvec, n * 3, kinds=kinds, since=since, until=until
+        )
         docs = self.index.docs([doc_id for doc_id, _ in nearest], **filters)
         vec_hits = [replace(docs[d], score=sim) for d, sim in nearest if d in docs][:n]
         if mode == "vector":

@@ -1,0 +1,255 @@
+"""The vector store: vectors as BLOBs in the same SQLite file, searched in memory with NumPy.
+
+``s_vectors`` holds one normalised float32 vector per document. The store keeps them as one
+matrix in memory (an extension-free brute-force dot product, the fastest way measured here)
+together with each row's document kind and time, so a search limited to some kinds or to a
+time window ranks only those rows instead of dropping the rest after the fact.
+
+Triggers append every insert and delete of ``s_vectors`` to ``s_vector_log``, whoever makes
+it (this store, the index dropping the vector of a changed text, another process), so the
+matrix follows the table exactly: a few changes are applied to the rows they touch (a note
+written and searched at once costs milliseconds, not a reload of 100k vectors); many, or a
+log pruned past what this process has seen, reload the whole matrix. Another backend
+implements :class:`VectorStore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+__all__ = ["LOG_KEEP", "NumpyVectorStore", "VectorStore", "text_hash"]
+
+# Log entries kept after pruning: a process further behind than this reloads the matrix.
+LOG_KEEP = 20_000
+_PRUNE_AT = 2 * LOG_KEEP
+_DEAD = -1
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class VectorStore(Protocol):
+    def add(self, conn: sqlite3.Connection, items: list[tuple[int, str, Any]]) -> None: ...
+    def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None: ...
+    def missing(self, conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]: ...
+    def search(
+        self,
+        conn: sqlite3.Connection,
+        query: Any,
+        k: int,
+        *,
+        kinds: Sequence[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[tuple[int, float]]: ...
+
+
+class NumpyVectorStore:
+    """Vectors as BLOBs in ``s_vectors``; search over a matrix kept in memory and patched from
+    ``s_vector_log`` when anyone has changed the table."""
+
+    def __init__(self, dim: int = 384) -> None:
+        self.dim = dim
+        self.full_loads = 0  # how often the whole matrix was read (for tests and health)
+        self._lock = threading.Lock()
+        self._data_version: tuple[int, int] = (-1, -1)
+        self._seq = -1  # the last log entry the matrix reflects
+        self._n = 0  # rows in use (live and dead)
+        self._dead = 0
+        self._row: dict[int, int] = {}
+        self._kind_codes: dict[str, int] = {}
+        self._ids: Any = None
+        self._matrix: Any = None
+        self._kinds: Any = None
+        self._at: Any = None
+
+    # ---------------------------------------------------------------- writes
+
+    def add(self, conn: sqlite3.Connection, items: list[tuple[int, str, Any]]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO s_vectors VALUES (?,?,?)",
+            [(doc_id, h, vec.astype("float32").tobytes()) for doc_id, h, vec in items],
+        )
+        conn.executemany("DELETE FROM s_pending WHERE doc_id=?", [(d,) for d, _, _ in items])
+        self._prune(conn)
+
+    def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
+        conn.executemany("DELETE FROM s_vectors WHERE doc_id=?", [(d,) for d in doc_ids])
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        head, oldest = conn.execute(
+            "SELECT coalesce(max(seq), 0), coalesce(min(seq), 0) FROM s_vector_log"
+        ).fetchone()
+        if head - oldest >= _PRUNE_AT:
+            conn.execute("DELETE FROM s_vector_log WHERE seq <= ?", (head - LOG_KEEP,))
+
+    def missing(self, conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]:
+        """Documents whose text has no vector yet (new or changed since): ``s_pending``."""
+        rows = conn.execute(
+            "SELECT d.id, d.title || char(10) || d.body FROM s_pending p JOIN s_docs d "
+            "ON d.id = p.doc_id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def cached(self, conn: sqlite3.Connection, hashes: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i : i + 500]
+            for h, blob in conn.execute(
+                f"SELECT hash, vec FROM s_vectors WHERE hash IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out[h] = blob
+        return out
+
+    # ---------------------------------------------------------------- the matrix
+
+    def _code(self, kind: str) -> int:
+        return self._kind_codes.setdefault(kind, len(self._kind_codes))
+
+    def _refresh(self, conn: sqlite3.Connection) -> None:
+        # PRAGMA data_version moves when another connection commits, total_changes when this
+        # one writes: without either, nothing can have changed.
+        data_version = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+        if self._matrix is not None and data_version == self._data_version:
+            return
+        self._data_version = data_version
+        head, oldest = conn.execute(
+            "SELECT coalesce(max(seq), 0), coalesce(min(seq), 0) FROM s_vector_log"
+        ).fetchone()
+        if self._matrix is not None and head == self._seq:
+            return
+        if self._matrix is None or (oldest > self._seq + 1 and head > self._seq):
+            self._reload(conn, head)
+            return
+        changed = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT doc_id FROM s_vector_log WHERE seq > ? AND seq <= ?",
+                (self._seq, head),
+            )
+        ]
+        if len(changed) > max(1000, self._n // 10):
+            self._reload(conn, head)
+            return
+        self._patch(conn, changed)
+        self._seq = head
+        if self._dead > max(1000, self._n // 4):
+            self._reload(conn, head)  # compact
+
+    _SELECT = (
+        "SELECT v.doc_id, v.vec, d.kind, d.at FROM s_vectors v JOIN s_docs d ON d.id = v.doc_id"
+    )
+
+    def _reload(self, conn: sqlite3.Connection, head: int) -> None:
+        import numpy as np
+
+        rows = conn.execute(self._SELECT + " ORDER BY v.doc_id").fetchall()
+        n = len(rows)
+        capacity = max(64, n + n // 4)
+        self._ids = np.full(capacity, _DEAD, dtype=np.int64)
+        self._ids[:n] = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+        self._matrix = np.zeros((capacity, self.dim), dtype=np.float32)
+        if n:
+            flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            self._matrix[:n] = flat.reshape(n, self.dim)
+        self._kinds = np.full(capacity, _DEAD, dtype=np.int16)
+        self._kinds[:n] = [self._code(r[2]) for r in rows]
+        self._at = np.zeros(capacity, dtype=np.float64)
+        self._at[:n] = [r[3] for r in rows]
+        self._row = {int(r[0]): i for i, r in enumerate(rows)}
+        self._n, self._dead, self._seq = n, 0, head
+        self.full_loads += 1
+
+    def _patch(self, conn: sqlite3.Connection, changed: list[int]) -> None:
+        import numpy as np
+
+        found: dict[int, tuple[bytes, str, float]] = {}
+        for i in range(0, len(changed), 500):
+            chunk = changed[i : i + 500]
+            for doc_id, blob, kind, at in conn.execute(
+                self._SELECT + f" WHERE v.doc_id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                found[int(doc_id)] = (blob, kind, at)
+        for doc_id in changed:
+            row = self._row.get(doc_id)
+            if doc_id not in found:
+                if row is not None:  # gone: the row stays, dead, until the next compaction
+                    del self._row[doc_id]
+                    self._ids[row] = _DEAD
+                    self._kinds[row] = _DEAD
+                    self._matrix[row] = 0.0
+                    self._dead += 1
+                continue
+            blob, kind, at = found[doc_id]
+            if row is None:
+                if self._n == len(self._ids):
+                    self._grow()
+                row = self._n
+                self._n += 1
+                self._row[doc_id] = row
+                self._ids[row] = doc_id
+            self._matrix[row] = np.frombuffer(blob, dtype=np.float32)
+            self._kinds[row] = self._code(kind)
+            self._at[row] = at
+
+    def _grow(self) -> None:
+        import numpy as np
+
+        capacity = 2 * len(self._ids)
+        for name, fill in (("_ids", _DEAD), ("_kinds", _DEAD), ("_at", 0.0)):
+            old = getattr(self, name)
+            new = np.full(capacity, fill, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        matrix = np.zeros((capacity, self.dim), dtype=np.float32)
+        matrix[: len(self._matrix)] = self._matrix
+        self._matrix = matrix
+
+    # ---------------------------------------------------------------- search
+
+    def search(
+        self,
+        conn: sqlite3.Connection,
+        query: Any,
+        k: int,
+        *,
+        kinds: Sequence[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest documents by cosine, among those of ``kinds`` recorded within
+        ``since``..``until`` when given."""
+        import numpy as np
+
+        with self._lock:
+            self._refresh(conn)
+            n = self._n
+            if n == 0 or k <= 0:
+                return []
+            scores = self._matrix[:n] @ query.astype(np.float32)
+            keep = None
+            if kinds is not None:
+                codes = [self._kind_codes[c] for c in kinds if c in self._kind_codes]
+                keep = np.isin(self._kinds[:n], codes)
+            elif self._dead:
+                keep = self._kinds[:n] != _DEAD
+            if since is not None:
+                keep = (self._at[:n] >= since) if keep is None else keep & (self._at[:n] >= since)
+            if until is not None:
+                keep = (self._at[:n] <= until) if keep is None else keep & (self._at[:n] <= until)
+            if keep is not None:
+                scores = np.where(keep, scores, -np.inf)
+                k = min(k, int(keep.sum()))
+            k = min(k, n)
+            if k == 0:
+                return []
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top])]
+            return [(int(self._ids[i]), float(scores[i])) for i in top]
