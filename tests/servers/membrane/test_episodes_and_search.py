@@ -139,3 +139,19 @@ def test_notes_mention_entities_in_the_graph(parts) -> None:  # type: ignore[no-
     mentions = graph.query(subject=f"note:{info.path}", predicate="MENTIONS").facts
     assert {f.object for f in mentions} == {"PostgreSQL", "db01"}
     assert any(f.subject == f"note:{info.path}" for f in graph.get_entity("db01").incoming)
+
+
+def test_entities_named_in_a_query_are_found_by_their_words(parts) -> None:  # type: ignore[no-untyped-def]
+    graph, _, _, search = parts
+    for subject, obj in [
+        ("host01", "rack 7"),
+        ("node.js", "Mem Brane"),
+        ("web", "host010"),
+    ]:
+        graph.remember({"subject": subject, "predicate": "RUNS_ON", "object": obj})
+    found = search._query_entities
+    assert found("is host01.example.com up?") == ["host01"]
+    assert found("what runs on Rack 7?") == ["rack 7"]
+    assert set(found("does mem brane use node.js?")) == {"Mem Brane", "node.js"}
+    assert found("host0101 and host010") == ["host010"]  # whole names only
+    assert found("webhooks") == []

@@ -9,7 +9,7 @@ superseded facts keep their history and retractions only stamp ``retracted_at``.
 
 Public API for other layers of MemBrane (the vault, search):
 ``upsert_entity(name, type)``, ``link(subject, predicate, object, source)`` for MENTIONS /
-RELATES_TO edges, ``entity_names()`` for linking text to entities, and ``current_facts()``, an
+RELATES_TO edges, ``names()`` for linking text to entities, and ``current_facts()``, an
 iterator over current facts (as :class:`FactView`) for indexing.
 """
 
@@ -739,10 +739,10 @@ class GraphService:
             {"subject": subject, "predicate": predicate, "object": obj, "source": source}
         )
 
-    def entity_names(self) -> list[tuple[str, list[str]]]:
-        """Every entity's name and aliases, for linking text to entities."""
+    def names(self) -> list[str]:
+        """Every entity's name (merged ones excluded), in one read."""
         with self.store.read() as tx:
-            return [(name, tx.aliases(eid)) for eid, name in tx.entity_names()]
+            return [name for _, name in tx.entity_names()]
 
     def current_facts(self, batch: int = 1000) -> Iterator[FactView]:
         offset = 0
