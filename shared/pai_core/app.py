@@ -191,18 +191,14 @@ def add_health_tool(
         )
 
 
-def _sdk_configure_logging(level: str = "INFO") -> None:
-    """Stands in for the SDK's ``configure_logging``, which every ``MCPServer()`` calls: that one
+def _pai_logging(level: str = "INFO") -> None:
+    """Stands in for the SDK's ``configure_logging`` while a PAI server is built: that one
     imports rich (~30 ms of every cold start) to install a handler that ``logging.basicConfig``
     then drops, because PAI's redacting stderr handler is already there. Where nothing has
     configured logging yet, PAI's handler is installed instead of rich's, so secrets are
     redacted on every path."""
     if not any(h.get_name() == "pai-stderr" for h in logging.getLogger().handlers):
         configure_logging(level)
-
-
-if hasattr(_sdk_server, "configure_logging"):
-    _sdk_server.configure_logging = _sdk_configure_logging
 
 
 def create_server(
@@ -219,13 +215,19 @@ def create_server(
     ``lifespan`` wraps the server's run: resources it opens (a browser, a pool) are closed when
     the server stops, on every transport.
     """
-    server: MCPServer[Any] = MCPServer(
-        f"pai-{name}",
-        version=version,
-        instructions=instructions,
-        log_level=_level(settings.log_level),
-        lifespan=lifespan,
-    )
+    sdk_logging = getattr(_sdk_server, "configure_logging", None)
+    _sdk_server.configure_logging = _pai_logging  # type: ignore[attr-defined]  # while built
+    try:
+        server: MCPServer[Any] = MCPServer(
+            f"pai-{name}",
+            version=version,
+            instructions=instructions,
+            log_level=_level(settings.log_level),
+            lifespan=lifespan,
+        )
+    finally:
+        if sdk_logging is not None:
+            _sdk_server.configure_logging = sdk_logging  # type: ignore[attr-defined]
 
     async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
         logging.getLogger().setLevel(_MCP_LEVELS.get(str(params.level), "INFO"))
