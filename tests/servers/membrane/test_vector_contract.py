@@ -163,3 +163,23 @@ def test_a_reader_behind_a_pruned_log_reloads(
     assert oldest > 2  # entries this reader had not seen are gone
     assert len(reader.search(conn, _unit([1]), 50)) == 30
     assert reader.full_loads == 2
+
+
+def test_vectors_of_another_dimension_are_read_as_stored(
+    setup: tuple[SearchIndex, NumpyVectorStore],
+) -> None:
+    index, store = setup  # a store made for 384 dimensions, holding a 768-dimension model's
+    a, b = _docs(index, 2)
+
+    def unit768(i: int) -> np.ndarray:
+        v = np.zeros(768, dtype=np.float32)
+        v[i] = 1.0
+        return v
+
+    with index.write() as w:
+        store.add(w, [(a, "ha", unit768(700))])
+    conn = index._conn()
+    assert store.search(conn, unit768(700), 1) == [(a, 1.0)]
+    with index.write() as w:  # patched in, same dimension
+        store.add(w, [(b, "hb", unit768(5))])
+    assert [d for d, _ in store.search(conn, unit768(5), 2)] == [b, a]

