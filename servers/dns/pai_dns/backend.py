@@ -253,10 +253,12 @@ class Rfc2136Backend:
                 rds = dns.rdataset.from_text_list("IN", rtype, 0, list(before.values))
                 upd.present(name, rds)
         for ch in changes:
+            if ch.action in ("set", "add") and ch.ttl is None:
+                raise ValueError(f"{ch.name} {ch.rtype}: {ch.action} needs the planned TTL")
             if ch.action == "set":
-                upd.replace(ch.name, ch.ttl or 300, ch.rtype, *ch.values)
+                upd.replace(ch.name, ch.ttl, ch.rtype, *ch.values)
             elif ch.action == "add":
-                upd.add(ch.name, ch.ttl or 300, ch.rtype, *ch.values)
+                upd.add(ch.name, ch.ttl, ch.rtype, *ch.values)
             elif ch.values:
                 upd.delete(ch.name, ch.rtype, *ch.values)
             else:

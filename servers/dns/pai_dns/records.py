@@ -66,38 +66,40 @@ class Change:
         return (self.name, self.rtype)
 
 
-def absolute_name(name: str, zone: str) -> str:
-    """``www`` / ``@`` / ``www.example.test.`` → canonical absolute lowercase name in ``zone``."""
+def absolute_name(name: str, zone: str, *, field: str = "name") -> str:
+    """``www`` / ``@`` / ``www.example.test.`` → canonical absolute lowercase name in ``zone``.
+
+    Errors name ``field`` (``changes[2].name`` inside a plan)."""
     origin = dns.name.from_text(zone)
     text = name.strip()
     if not text:
-        raise InvalidInput("record name is empty", field="name", hint="Use '@' for the apex.")
+        raise InvalidInput("record name is empty", field=field, hint="Use '@' for the apex.")
     try:
         if text == "@":
             parsed = origin
         elif text.endswith("."):
-            parsed = dns.name.from_text(_idna(text))
+            parsed = dns.name.from_text(_idna(text, field))
         else:
-            parsed = dns.name.from_text(_idna(text), origin=origin)
+            parsed = dns.name.from_text(_idna(text, field), origin=origin)
     except (dns.name.LabelTooLong, dns.name.NameTooLong) as exc:
         raise InvalidInput(
             f"record name {name!r} is too long ({exc})",
-            field="name",
+            field=field,
             hint="Labels are at most 63 octets and names at most 255.",
         ) from exc
     except dns.exception.DNSException as exc:
         raise InvalidInput(
-            f"record name {name!r} is not a valid DNS name: {exc}", field="name"
+            f"record name {name!r} is not a valid DNS name: {exc}", field=field
         ) from exc
     if not parsed.is_subdomain(origin):
-        raise InvalidInput(f"{parsed} is not inside zone {origin}", field="name")
+        raise InvalidInput(f"{parsed} is not inside zone {origin}", field=field)
     for label in parsed.labels:
         if label and not all(
             c in b"abcdefghijklmnopqrstuvwxyz0123456789-_*" for c in label.lower()
         ):
             raise InvalidInput(
                 f"record name {name!r} has characters DNS hostnames cannot carry",
-                field="name",
+                field=field,
                 hint="Use letters, digits, hyphens (and '_' for service labels).",
             )
     return parsed.to_text().lower()
@@ -109,19 +111,21 @@ def relative_name(name: str, zone: str) -> str:
     return rel
 
 
-def _idna(text: str) -> str:
+def _idna(text: str, field: str) -> str:
     if text.isascii():
         return text
     try:
         return text.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise InvalidInput(
-            f"{text!r} is not a valid internationalised name: {exc}", field="name"
+            f"{text!r} is not a valid internationalised name: {exc}", field=field
         ) from exc
 
 
-def canonical_rdata(rtype: str, value: str, zone: str) -> str:
-    """Parse ``value`` as ``rtype`` rdata (relative names against ``zone``); canonical text."""
+def canonical_rdata(rtype: str, value: str, zone: str, *, field: str = "values") -> str:
+    """Parse ``value`` as ``rtype`` rdata (relative names against ``zone``); canonical text.
+
+    Errors name ``field`` (``changes[2].values`` inside a plan)."""
     try:
         rdata = dns.rdata.from_text(
             dns.rdataclass.IN,
@@ -133,7 +137,7 @@ def canonical_rdata(rtype: str, value: str, zone: str) -> str:
     except Exception as exc:  # dnspython raises many types for bad rdata
         raise InvalidInput(
             f"{value!r} is not valid {rtype} data: {exc}",
-            field="values",
+            field=field,
             hint=_RDATA_HINTS.get(rtype, "Use the record's presentation format."),
         ) from exc
     return (
@@ -165,13 +169,15 @@ def parse_change(raw: dict[str, object], zone: str, *, index: int) -> Change:
             field=f"{where}.type",
             hint=f"Use one of {', '.join(SUPPORTED_TYPES)}.",
         )
-    name = absolute_name(str(raw.get("name", "")), zone)
+    name = absolute_name(str(raw.get("name", "")), zone, field=f"{where}.name")
     values_raw = raw.get("values", [])
     if isinstance(values_raw, str):
         values_raw = [values_raw]
     if not isinstance(values_raw, list):
         raise InvalidInput(f"{where}.values must be a list of strings", field=f"{where}.values")
-    values = tuple(sorted({canonical_rdata(rtype, str(v), zone) for v in values_raw}))
+    values = tuple(
+        sorted({canonical_rdata(rtype, str(v), zone, field=f"{where}.values") for v in values_raw})
+    )
     if action in ("set", "add") and not values:
         raise InvalidInput(f"{where}: {action} needs at least one value", field=f"{where}.values")
     if rtype == "CNAME" and len(values) > 1:

@@ -44,6 +44,10 @@ def _after(current: RRset | None, ch: Change, default_ttl: int) -> RRset | None:
     return RRset(ch.name, ch.rtype, current.ttl, remaining) if remaining else None
 
 
+def _planned_ttl(after: RRset | None, asked: int | None) -> int | None:
+    return after.ttl if after is not None else asked
+
+
 def _rr(d: dict[str, Any] | None) -> RRset | None:
     if d is None:
         return None
@@ -197,12 +201,20 @@ class DnsService:
     def apply(self, plan_id: str) -> dict[str, Any]:
         plan = self.plans.load(plan_id)
         zone = plan["zone"]
-        changes = [
-            Change(c["action"], c["name"], c["type"], c["ttl"], tuple(c["values"]))
-            for c in plan["changes"]
-        ]
         expected = {(b["name"], b["type"]): _rr(b["rrset"]) for b in plan["before"]}
         wanted = {(a["name"], a["type"]): _rr(a["rrset"]) for a in plan["after"]}
+        # The UPDATE carries exactly the TTL the plan showed (a change without one keeps the
+        # RRset's current TTL), never a default of the wire layer.
+        changes = [
+            Change(
+                c["action"],
+                c["name"],
+                c["type"],
+                _planned_ttl(wanted[(c["name"], c["type"])], c["ttl"]),
+                tuple(c["values"]),
+            )
+            for c in plan["changes"]
+        ]
         entry: dict[str, Any] = {
             "plan_id": plan_id,
             "zone": zone,

@@ -109,6 +109,7 @@ def start_knot(
     notify_port: int | None = None,
     port: int | None = None,
     allow_transfer: bool = True,
+    zone_text: str = ZONE_TEXT,
 ) -> DnsServer:
     knotd = require_binary("knotd", package="knot")
     actions = "[update, transfer]" if allow_transfer else "[update]"
@@ -121,7 +122,7 @@ def start_knot(
         zone_extra.append("    master: primary")
         acls.append("notify-acl")
     else:
-        (directory / "example.test.zone").write_text(ZONE_TEXT)
+        (directory / "example.test.zone").write_text(zone_text)
     if notify_port is not None:
         remotes.append(f"  - id: secondary\n    address: 127.0.0.1@{notify_port}\n    key: pai-key")
         zone_extra.append("    notify: secondary")
@@ -161,12 +162,12 @@ zone:
     return _start("knot", [knotd, "-c", str(directory / "knot.conf")], directory, port, secret)
 
 
-def start_bind(directory: Path, secret: str) -> DnsServer:
+def start_bind(directory: Path, secret: str, *, zone_text: str = ZONE_TEXT) -> DnsServer:
     named = require_binary("named", package="bind9")
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)
     port = free_port()
-    (directory / "example.test.zone").write_text(ZONE_TEXT)
+    (directory / "example.test.zone").write_text(zone_text)
     config = f"""options {{
   directory "{directory}";
   pid-file "{directory}/named.pid";
@@ -212,6 +213,16 @@ def primary(request: pytest.FixtureRequest, dns_dir: Path) -> Iterator[DnsServer
     server.stop()
 
 
+@pytest.fixture(params=["knot", "bind"])
+def primary_ttl_3600(request: pytest.FixtureRequest, dns_dir: Path) -> Iterator[DnsServer]:
+    """A primary whose zone has TTL 3600 everywhere (not the 300 a default would give)."""
+    text = ZONE_TEXT.replace("$TTL 300", "$TTL 3600")
+    start = start_knot if request.param == "knot" else start_bind
+    server = start(dns_dir / "primary", make_secret(), zone_text=text)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def knot(dns_dir: Path) -> Iterator[DnsServer]:
     server = start_knot(dns_dir / "knot", make_secret())
@@ -244,11 +255,23 @@ def send_update(server: DnsServer, name: str, rtype: str, values: list[str], ttl
     return dns.query.tcp(upd, "127.0.0.1", port=server.port, timeout=5).rcode()
 
 
-def query(server: DnsServer, name: str, rtype: str) -> list[str]:
+def query_ttl(server: DnsServer, name: str, rtype: str) -> int | None:
+    """The TTL the server answers ``name rtype`` with (None when there is no such RRset)."""
+    reply = _ask(server, name, rtype)
+    wanted = dns.rdatatype.from_text(rtype)
+    return next((rrset.ttl for rrset in reply.answer if rrset.rdtype == wanted), None)
+
+
+def _ask(server: DnsServer, name: str, rtype: str) -> dns.message.Message:
     reply = dns.query.udp(
         dns.message.make_query(name, rtype), "127.0.0.1", port=server.port, timeout=2
     )
     assert reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+    return reply
+
+
+def query(server: DnsServer, name: str, rtype: str) -> list[str]:
+    reply = _ask(server, name, rtype)
     return sorted(
         r.to_text()
         for rrset in reply.answer

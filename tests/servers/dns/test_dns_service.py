@@ -14,7 +14,14 @@ from pai_core.settings import load_settings
 from pai_dns.server import build_service
 from pai_dns.service import DnsService
 from pai_dns.settings import DnsSettings
-from tests.servers.dns.conftest import ZONE, DnsServer, make_secret, query, send_update
+from tests.servers.dns.conftest import (
+    ZONE,
+    DnsServer,
+    make_secret,
+    query,
+    query_ttl,
+    send_update,
+)
 
 
 def service_for(server: DnsServer, tmp_path: Path, **overrides: object) -> DnsService:
@@ -174,12 +181,12 @@ def test_change_share_needs_force_and_force_is_recorded(knot: DnsServer, tmp_pat
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"name": "www", "type": "A", "values": ["999.1.1.1"]}, "values"),
-        ({"name": "www", "type": "AAAA", "values": ["192.0.2.1"]}, "values"),
-        ({"name": "www", "type": "MX", "values": ["mail"]}, "values"),
-        ({"name": "a" * 64, "type": "A", "values": ["192.0.2.1"]}, "name"),
-        ({"name": "bad name!", "type": "A", "values": ["192.0.2.1"]}, "name"),
-        ({"name": "www.other.test.", "type": "A", "values": ["192.0.2.1"]}, "name"),
+        ({"name": "www", "type": "A", "values": ["999.1.1.1"]}, "changes[0].values"),
+        ({"name": "www", "type": "AAAA", "values": ["192.0.2.1"]}, "changes[0].values"),
+        ({"name": "www", "type": "MX", "values": ["mail"]}, "changes[0].values"),
+        ({"name": "a" * 64, "type": "A", "values": ["192.0.2.1"]}, "changes[0].name"),
+        ({"name": "bad name!", "type": "A", "values": ["192.0.2.1"]}, "changes[0].name"),
+        ({"name": "www.other.test.", "type": "A", "values": ["192.0.2.1"]}, "changes[0].name"),
         ({"name": "www", "type": "HINFO", "values": ["x y"]}, "changes[0].type"),
         ({"name": "www", "type": "A", "values": []}, "changes[0].values"),
         (
@@ -200,6 +207,51 @@ def test_bad_input_names_the_field(
         if (tmp_path / "data" / "plans").exists()
         else True
     )
+
+
+def test_a_bad_value_in_a_long_plan_names_its_change(knot: DnsServer, tmp_path: Path) -> None:
+    svc = service_for(knot, tmp_path)
+    changes = [
+        {"name": "a1", "type": "A", "values": ["192.0.2.1"]},
+        {"name": "a2", "type": "A", "values": ["192.0.2.2"]},
+        {"name": "a3", "type": "A", "values": ["192.0.2.300"]},
+        {"name": "bad name!", "type": "A", "values": ["192.0.2.4"]},
+    ]
+    with pytest.raises(InvalidInput) as info:
+        svc.plan("example.test", changes)
+    assert info.value.details["field"] == "changes[2].values"
+    assert "changes[2].values" in str(info.value)
+    with pytest.raises(InvalidInput) as info:
+        svc.plan("example.test", [c for i, c in enumerate(changes) if i != 2])
+    assert info.value.details["field"] == "changes[2].name"
+
+
+def test_change_without_ttl_keeps_the_rrsets_ttl(
+    primary_ttl_3600: DnsServer, tmp_path: Path
+) -> None:
+    """The plan shows the RRset's own TTL (3600) for a change that names none; the UPDATE
+    carries that TTL, so the change verifies and the TTL on the wire is the planned one."""
+    server = primary_ttl_3600
+    svc = service_for(server, tmp_path)
+    plan = svc.plan(
+        "example.test",
+        [
+            {"action": "set", "name": "www", "type": "A", "values": ["192.0.2.2"]},
+            {"action": "add", "name": "mail", "type": "A", "values": ["192.0.2.26"]},
+            {"action": "set", "name": "fresh", "type": "A", "values": ["192.0.2.27"]},
+        ],
+    )
+    planned = {a["name"]: a["rrset"]["ttl"] for a in plan["after"]}
+    assert planned == {
+        "www.example.test.": 3600,
+        "mail.example.test.": 3600,
+        "fresh.example.test.": 300,  # a new RRset gets the documented default
+    }
+    result = svc.apply(plan["plan_id"])
+    assert result["status"] == "applied", result["verification"]
+    for name, ttl in planned.items():
+        assert query_ttl(server, name, "A") == ttl, name
+    assert query(server, "mail.example.test.", "A") == ["192.0.2.25", "192.0.2.26"]
 
 
 def test_idna_names_are_encoded(knot: DnsServer, tmp_path: Path) -> None:
