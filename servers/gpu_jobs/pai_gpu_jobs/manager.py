@@ -1,0 +1,262 @@
+"""The manager each server process runs: claims jobs from the shared ledger and runs them.
+
+Threads: a dispatcher (claims jobs onto free slots whenever woken or every ``poll_s``), a
+keeper (heartbeat, lease renewal, cancels, recovery of dead managers' jobs, the age sweep) and
+a health checker (drains a failing worker, re-admits it when it answers again). Jobs run on a
+pool sized to the workers' total concurrency, so a claimed slot always has a thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pai_core.errors import VerificationFailed
+from pai_gpu_jobs.ledger import Job, Ledger, SlotSpec, annotate
+from pai_gpu_jobs.models import WorkerConfig
+from pai_gpu_jobs.outputs import Workspaces, verify_images
+from pai_gpu_jobs.workers import RunControl, Stopped, WorkerClient, WorkerFailed
+
+__all__ = ["Manager"]
+
+log = logging.getLogger(__name__)
+Recorder = Callable[[Job], dict[str, Any] | None]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _Local:
+    attempt: int
+    ctl: RunControl
+    client: WorkerClient
+
+
+class Manager:
+    """One process's share of the work on the common queue."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        clients: dict[str, WorkerClient],
+        workspaces: Workspaces,
+        *,
+        poll_s: float = 0.1,
+        health_interval_s: float = 5.0,
+        max_attempts: int = 3,
+        request_timeout_s: float = 600.0,
+        workspace_max_age_s: float = 7 * 86400.0,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.clients = clients
+        self.workspaces = workspaces
+        self.poll_s = poll_s
+        self.health_interval_s = health_interval_s
+        self.max_attempts = max_attempts
+        self.request_timeout_s = request_timeout_s
+        self.workspace_max_age_s = workspace_max_age_s
+        self.recorder = recorder
+        self.host = socket.gethostname()
+        self.id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.models: dict[str, frozenset[str]] = {
+            n: frozenset(c.cfg.models) for n, c in clients.items()
+        }
+        self.local: dict[str, _Local] = {}
+        self.sinks: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        capacity = sum(c.cfg.concurrency for c in clients.values()) or 1
+        self.pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="gpu-job")
+        self.started = False
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        self.ledger.heartbeat(self.id, self.host, os.getpid())
+        self.check_health()
+        self.workspaces.sweep(self.workspace_max_age_s)
+        for target in (self._dispatch_loop, self._keeper_loop, self._health_loop):
+            thread = threading.Thread(target=target, name=f"gpu-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop taking work and hand this process's running jobs back to the queue."""
+        if not self.started or self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            running = list(self.local)
+            for entry in self.local.values():
+                entry.ctl.cancel.set()
+        try:
+            self.ledger.release(self.id, running)
+        except Exception as exc:
+            log.warning("could not hand back running jobs: %s", exc)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for client in self.clients.values():
+            client.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def configs(self) -> list[WorkerConfig]:
+        return [c.cfg for c in self.clients.values()]
+
+    def slots(self) -> list[SlotSpec]:
+        return [
+            SlotSpec(c.cfg.name, c.cfg.family, c.cfg.gpu_label, c.cfg.concurrency, self.models[n])
+            for n, c in self.clients.items()
+        ]
+
+    # ------------------------------------------------------------------ loops
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                jobs = self.ledger.dispatch(self.id, self.slots())
+            except Exception as exc:
+                log.warning("dispatch failed: %s", exc)
+                jobs = []
+            for job in jobs:
+                self._launch(job)
+            self._wake.wait(self.poll_s)
+
+    def _launch(self, job: Job) -> None:
+        client = self.clients[str(job.worker)]
+        ctl = RunControl(
+            deadline=job.deadline, on_chunk=self.sinks.get(job.id), timeout_s=self.request_timeout_s
+        )
+        with self._lock:
+            self.local[job.id] = _Local(job.attempt, ctl, client)
+        self.pool.submit(self._run, job, client, ctl)
+
+    def _keeper_loop(self) -> None:
+        period = max(0.02, min(self.poll_s * 3, self.ledger.lease_ttl_s / 4))
+        last_sweep = time.monotonic()
+        while not self._stop.wait(period):
+            try:
+                self.ledger.heartbeat(self.id, self.host, os.getpid())
+                with self._lock:
+                    mine = dict(self.local)
+                self.ledger.renew(self.id, list(mine))
+                for job_id, entry in mine.items():
+                    job = self.ledger.get(job_id)
+                    if job is not None and job.cancel and not entry.ctl.cancel.is_set():
+                        entry.ctl.cancel.set()
+                        entry.client.interrupt()
+                if self.ledger.recover(self.host, pid_alive):
+                    self._wake.set()
+                if time.monotonic() - last_sweep > 600:
+                    last_sweep = time.monotonic()
+                    self.workspaces.sweep(self.workspace_max_age_s)
+            except Exception as exc:
+                log.warning("lease keeping failed: %s", exc)
+
+    def _health_loop(self) -> None:
+        while not self._stop.wait(self.health_interval_s):
+            self.check_health()
+
+    def check_health(self) -> None:
+        """Probe every worker; drain a failing one, re-admit one that answers again."""
+        states = self.ledger.worker_states()
+        for name, client in self.clients.items():
+            try:
+                found = client.models()
+                ok, reason = True, None
+                if not client.cfg.models:
+                    self.models[name] = frozenset(found)
+            except (WorkerFailed, KeyError, TypeError, ValueError) as exc:
+                ok, reason = False, f"health check failed: {exc}"
+            state = states.get(name)
+            if state is None or state.healthy != ok:
+                self.ledger.update_worker(name, healthy=ok, reason=reason)
+                log.info("worker %s %s", name, "admitted" if ok else f"drained: {reason}")
+                if ok:
+                    self._wake.set()
+
+    # ------------------------------------------------------------------ one attempt
+    def _run(self, job: Job, client: WorkerClient, ctl: RunControl) -> None:
+        attempt_dir: Path | None = None
+        try:
+            out = client.run(job, ctl)
+            result: dict[str, Any] = {"info": out.info}
+            if job.family == "llm":
+                result["text"] = out.text or ""
+                result["verified"] = f"{len(result['text'])} characters; final chunk seen"
+            else:
+                p = job.params
+                formats = verify_images(out.images, p["width"], p["height"], p["count"])
+                attempt_dir = self.workspaces.attempt_dir(job.id)
+                for i, blob in enumerate(out.images):
+                    (attempt_dir / f"image-{i:02d}.{formats[i].lower()}").write_bytes(blob)
+                if self.ledger.holds(job.id, job.attempt, self.id) is None:
+                    return
+                final = self.workspaces.publish(attempt_dir, job.id)
+                attempt_dir = None
+                result["images"] = sorted(str(x) for x in final.iterdir())
+                result["verified"] = (
+                    f"{len(out.images)} image(s) decoded, each {p['width']}x{p['height']}"
+                )
+            if self.recorder is not None:
+                result["memory_pending"] = True  # waiters wait for the note that follows
+            if self.ledger.finish(job.id, job.attempt, self.id, "succeeded", result):
+                self._remember(job, result)
+        except Stopped as exc:
+            state = "cancelled" if ctl.cancel.is_set() else "failed"
+            self.ledger.finish(job.id, job.attempt, self.id, state, error=str(exc))
+        except (WorkerFailed, VerificationFailed) as exc:
+            if isinstance(exc, WorkerFailed):
+                self.ledger.update_worker(str(job.worker), healthy=False, reason=str(exc))
+            streamed = job.id in self.sinks
+            state = self.ledger.retry(
+                job.id, job.attempt, self.id, str(exc), self.slots(), self.max_attempts
+            )
+            log.info("job %s on %s: %s -> %s (streamed=%s)", job.id, job.worker, exc, state, streamed)
+        except Exception as exc:  # a bug must not leave the job running forever
+            log.exception("job %s crashed", job.id)
+            self.ledger.finish(job.id, job.attempt, self.id, "failed", error=f"internal: {exc}")
+        finally:
+            if attempt_dir is not None:
+                self.workspaces.discard(attempt_dir)
+            with self._lock:
+                self.local.pop(job.id, None)
+            self._wake.set()
+
+    def _remember(self, job: Job, result: dict[str, Any]) -> None:
+        if self.recorder is None:
+            return
+        try:
+            fields = self.recorder(self.ledger.get(job.id) or job)
+        except Exception as exc:
+            log.warning("job %s succeeded but was not recorded: %s", job.id, exc)
+            fields = {"memory": {"remembered": False, "detail": f"not recorded: {exc}"}}
+        annotate(self.ledger, job.id, memory_pending=False, **(fields or {}))
+
+
+def encode_init_image(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
