@@ -1,9 +1,19 @@
 """Building a PAI MCP server: the server object, the error mapping, and the ``health`` tool.
 
 Register tools with :func:`tool` rather than ``server.tool()``: it is the same decorator plus
-the one error mapping every PAI server needs (a :class:`~pai_core.errors.PaiError` or a pydantic
-validation error raised anywhere below the tool reaches the model as an ``isError`` result with
-its full message; see the SDK's ``ToolError``). Sync tools run on a worker thread, as in the SDK.
+the one error mapping every PAI server needs. Every failure reaches the model as an ``isError``
+result it can read, in one shape, ``<Kind>: <what> … <what to do>``:
+
+- a :class:`~pai_core.errors.PaiError` or a pydantic validation error raised anywhere below the
+  tool: its full message (``InvalidInput: changes[0].ttl: …``);
+- arguments the SDK rejects before the tool runs (wrong type, unknown enum value, missing):
+  ``InvalidInput: <field>: <problem>.`` naming every field, without the SDK's model name or
+  documentation links;
+- any other exception (a defect): ``UnexpectedError: <tool> failed …`` naming the exception,
+  the argument it points at, and that nothing was changed; the traceback goes to the log.
+
+None of them starts with the SDK's ``Error executing tool X:``. Sync tools run on a worker
+thread, as in the SDK.
 """
 
 from __future__ import annotations
@@ -20,17 +30,26 @@ from typing import Any, Literal, TypeVar
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import server as _sdk_server
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import EmptyResult, SetLevelRequestParams, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from pai_core.annotations import READ_ONLY
 from pai_core.errors import PaiError
-from pai_core.log import configure_logging
+from pai_core.log import configure_logging, redact
 from pai_core.settings import ServerSettings
 from pai_core.toolcache import LazyToolManager
 
-__all__ = ["IN_FLIGHT", "Health", "add_health_tool", "create_server", "tool", "tool_error"]
+__all__ = [
+    "IN_FLIGHT",
+    "Health",
+    "add_health_tool",
+    "arguments_error",
+    "create_server",
+    "tool",
+    "tool_error",
+    "unexpected_error",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -57,6 +76,72 @@ def tool_error(exc: BaseException) -> ToolError:
     if isinstance(exc, PaiError):
         return ToolError(f"{type(exc).__name__}: {exc}")
     return ToolError(str(exc))
+
+
+_MAX_DETAIL = 240
+
+
+def unexpected_error(tool_name: str, exc: BaseException, arguments: dict[str, Any]) -> ToolError:
+    """The ``ToolError`` for a defect: what failed, the argument it points at, nothing changed.
+
+    The exception's text is redacted, argument values in it are replaced by the argument's
+    name (a 100 kB path is not echoed back) and it is cut short. The traceback is logged.
+    """
+    log.error("tool %s failed unexpectedly", tool_name, exc_info=exc)
+    detail = (
+        "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        if isinstance(exc, ValidationError)
+        else str(exc)
+    )
+    culprits: list[str] = []
+    for key, value in arguments.items():
+        text = value if isinstance(value, str) else None
+        if text and len(text) >= 3 and text[:64] in detail:
+            culprits.append(key)
+            detail = detail.replace(text, f"<{key}>").replace(text[:64], f"<{key}>")
+    detail = redact(" ".join(detail.split()))
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[:_MAX_DETAIL] + "…"
+    kind = type(exc).__name__
+    cause = f"{kind}: {detail}" if detail else kind
+    if culprits:
+        where = f" on argument {', '.join(repr(c) for c in culprits)}"
+        todo = f"Try a different value for {culprits[0]!r}"
+    elif arguments:
+        where = f" (called with {', '.join(repr(k) for k in arguments)})"
+        todo = "Check the arguments against the tool's description and try other values"
+    else:
+        where, todo = "", "Retry once"
+    return ToolError(
+        f"UnexpectedError: {tool_name} failed{where}: {cause}. The call was stopped before it "
+        f"reported success; nothing was changed. {todo}; if it persists it is a defect of the "
+        "server: see its log."
+    )
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "arguments"
+
+
+def arguments_error(tool_name: str, exc: ValidationError) -> ToolError:
+    """Arguments the SDK rejected before ``tool_name`` ran, in PAI's ``InvalidInput`` shape."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.endswith("Arguments")))
+        msg = str(err["msg"])
+        if err["type"] == "missing":
+            msg = "required, but missing"
+        problems.append(f"{_field(loc)}: {msg}")
+    shown = "; ".join(problems[:10])
+    if len(problems) > 10:
+        shown += f"; and {len(problems) - 10} more"
+    return ToolError(
+        f"InvalidInput: {shown}. Fix the named field(s) to match {tool_name}'s input schema and "
+        "call again; nothing was changed."
+    )
 
 
 class InFlight:
@@ -89,7 +174,12 @@ class InFlight:
 IN_FLIGHT = InFlight()
 
 
-def _mapped(fn: F) -> F:
+def _mapped(fn: F, name: str) -> F:
+    # ToolError (already meant for the model) and MCPError (a protocol error) pass through;
+    # cancellation is a BaseException and passes through too.
+    from mcp.shared.exceptions import MCPError
+
+    passthrough = (ToolError, MCPError)
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -99,6 +189,10 @@ def _mapped(fn: F) -> F:
                     return await fn(*args, **kwargs)
                 except (PaiError, ValidationError) as exc:
                     raise tool_error(exc) from exc
+                except passthrough:
+                    raise
+                except Exception as exc:
+                    raise unexpected_error(name, exc, kwargs) from exc
 
         return run_async  # type: ignore[return-value]
 
@@ -109,8 +203,56 @@ def _mapped(fn: F) -> F:
                 return fn(*args, **kwargs)
             except (PaiError, ValidationError) as exc:
                 raise tool_error(exc) from exc
+            except passthrough:
+                raise
+            except Exception as exc:
+                raise unexpected_error(name, exc, kwargs) from exc
 
     return run_sync  # type: ignore[return-value]
+
+
+class _ToolManager(LazyToolManager):
+    """Calls tools like the SDK does, but every failure leaves in PAI's shape (see the module
+    docstring): the SDK's ``Error executing tool X:`` prefix, its argument-model names and
+    documentation links never reach the model."""
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        context: Any,
+        convert_result: bool = False,
+    ) -> Any:
+        if self.get_tool(name) is None:
+            raise ToolError(
+                f"NotFound: no tool named {name[:100]!r} on this server. List the tools "
+                "(tools/list) and call one of them; nothing was changed."
+            )
+        try:
+            return await super().call_tool(name, arguments, context, convert_result)
+        except UnexpectedToolError as exc:
+            # A defect outside the tool body: a validator that crashed, a result that does
+            # not fit the output schema. Logged with its traceback, reported readably.
+            cause = exc.__cause__ or exc
+            if isinstance(cause, ValidationError):
+                log.error(
+                    "tool %s returned a result its output schema rejects", name, exc_info=cause
+                )
+                raise ToolError(
+                    f"UnexpectedError: {name} ran, but its result does not match its output "
+                    f"schema ({cause.error_count()} problem(s)); it may have made its change. "
+                    "Check the state with a read tool before retrying; this is a defect of the "
+                    "server: see its log."
+                ) from exc
+            raise unexpected_error(name, cause, arguments) from exc
+        except ToolError as exc:
+            anticipated = exc.__cause__
+            if isinstance(anticipated, ValidationError):  # the SDK's own argument validation
+                raise arguments_error(name, anticipated) from anticipated
+            if isinstance(anticipated, ToolError):  # raised by the tool (mapped in _mapped)
+                raise ToolError(str(anticipated)) from anticipated
+            text = str(exc).removeprefix(f"Error executing tool {name}: ")
+            raise ToolError(text) from anticipated
 
 
 def tool(
@@ -125,7 +267,7 @@ def tool(
 
     def decorator(fn: F) -> F:
         server.add_tool(
-            _mapped(fn),
+            _mapped(fn, name or fn.__name__),
             name=name,
             description=inspect.cleandoc(fn.__doc__ or ""),
             title=title or annotations.title,
@@ -239,7 +381,7 @@ def create_server(
     )
     # Tools are built on first use and listed from a cache (see pai_core.toolcache): start-up
     # no longer pays for every tool's schemas.
-    server._tool_manager = LazyToolManager(
+    server._tool_manager = _ToolManager(
         settings.data_path / "cache" / "tools.json",
         warn_on_duplicate_tools=server.settings.warn_on_duplicate_tools,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 import anyio
 import pytest
@@ -21,7 +22,11 @@ from pai_core.errors import (
     PolicyDenied,
     VerificationFailed,
 )
+from pai_core.log import register_secret
 from pai_core.settings import ServerSettings
+
+SECRET = "s3cr3t-value-of-the-backend"
+register_secret(SECRET)
 
 
 def test_message_carries_context_and_next_step() -> None:
@@ -65,8 +70,24 @@ def _server() -> object:
         if value == 13:
             raise PolicyDenied("13 is not allowed", rule="no-13")
         if value == 7:
-            raise RuntimeError("internal detail that must not leak")
+            raise RuntimeError(f"backend said password={SECRET} and token {SECRET}")
         return Echo(value=value)
+
+    @tool(server, ann.MUTATING)
+    def store(
+        path: Annotated[str, Field(description="where")],
+        mode: Annotated[Literal["a", "b"], Field(description="how")] = "a",
+        ttl: Annotated[int | None, Field(description="seconds")] = None,
+    ) -> Echo:
+        """Store something at a path."""
+        with open(Path("/tmp") / path / "x"):  # ENAMETOOLONG for a long path
+            pass
+        return Echo(value=0)
+
+    @tool(server, ann.READ_ONLY)
+    def wrong_result() -> Echo:
+        """Return something that is not an Echo."""
+        return "not an echo"  # type: ignore[return-value]
 
     @tool(server, ann.DESTRUCTIVE)
     async def wipe(target: str) -> str:
@@ -86,7 +107,7 @@ def test_tools_through_a_real_client_session() -> None:
     async def run() -> None:
         async with Client(_server()) as client:  # type: ignore[arg-type]
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(tools) == {"echo", "wipe", "health"}
+            assert set(tools) == {"echo", "wipe", "store", "wrong_result", "health"}
             assert tools["echo"].annotations.read_only_hint is True
             assert tools["wipe"].annotations.destructive_hint is True
             assert tools["echo"].output_schema is not None
@@ -101,7 +122,10 @@ def test_tools_through_a_real_client_session() -> None:
 
             crash = await client.call_tool("echo", {"value": 7})
             assert crash.is_error
-            assert "internal detail" not in crash.content[0].text
+            text = crash.content[0].text
+            assert text.startswith("UnexpectedError: echo failed"), text
+            assert "RuntimeError" in text and "nothing was changed" in text
+            assert SECRET not in text
 
             bad = await client.call_tool("echo", {"value": -1})
             assert bad.is_error and "value" in bad.content[0].text
@@ -119,3 +143,54 @@ def test_tools_through_a_real_client_session() -> None:
             assert again.structured_content == {"value": 4}
 
     anyio.run(run)
+
+
+def _texts(calls: dict[str, tuple[str, dict[str, object]]]) -> dict[str, str]:
+    async def run() -> dict[str, str]:
+        out = {}
+        async with Client(_server()) as client:  # type: ignore[arg-type]
+            for key, (name, args) in calls.items():
+                result = await client.call_tool(name, args)
+                assert result.is_error, (key, result)
+                out[key] = result.content[0].text  # type: ignore[union-attr]
+        return out
+
+    return anyio.run(run)
+
+
+def test_an_unexpected_exception_is_readable_names_its_argument_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    long_path = "p" * 300
+    got = _texts({"long": ("store", {"path": long_path})})["long"]
+    assert got.startswith("UnexpectedError: store failed on argument 'path': OSError"), got
+    assert "File name too long" in got and "nothing was changed" in got
+    assert long_path not in got and len(got) < 600  # the value is not echoed back
+    assert "Error executing tool" not in got
+    logged = [r for r in caplog.records if r.name == "pai_core.app" and r.exc_info]
+    assert logged and "File name too long" in str(logged[0].exc_info[1])  # type: ignore[index]
+
+
+def test_arguments_the_sdk_rejects_read_like_pai_errors() -> None:
+    got = _texts(
+        {
+            "ttl": ("store", {"path": "x", "ttl": "abc"}),
+            "enum": ("store", {"path": "x", "mode": "zap"}),
+            "missing": ("store", {}),
+            "unknown": ("no_such_tool", {}),
+        }
+    )
+    for key, text in got.items():
+        assert "Error executing tool" not in text, (key, text)
+        assert "errors.pydantic.dev" not in text and "Arguments" not in text, (key, text)
+    assert got["ttl"].startswith("InvalidInput: ttl: Input should be a valid integer"), got
+    assert got["enum"].startswith("InvalidInput: mode: Input should be 'a' or 'b'"), got
+    assert got["missing"].startswith("InvalidInput: path: required"), got
+    assert all("nothing was changed" in got[k] for k in ("ttl", "enum", "missing"))
+    assert got["unknown"].startswith("NotFound: no tool named 'no_such_tool'"), got
+
+
+def test_a_result_that_breaks_the_output_schema_does_not_claim_nothing_changed() -> None:
+    got = _texts({"r": ("wrong_result", {})})["r"]
+    assert got.startswith("UnexpectedError: wrong_result ran, but its result"), got
+    assert "nothing was changed" not in got
