@@ -15,6 +15,7 @@ SPEC = ServerSpec(
     description="GitLab issues, merge requests, commits and pipelines, linked into memory.",
     settings="pai_gitlab.settings:GitlabSettings",
     factory="pai_gitlab.server:build_server",
+    doctor="pai_gitlab.doctor:checks",
 )
 
 
