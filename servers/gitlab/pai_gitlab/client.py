@@ -165,7 +165,7 @@ class GitlabClient:
             self._seen.retry_after = None
             try:
                 return self._http(req.method, req.path, req.query, req.body, raw)
-            except gexc.GitlabHttpError as exc:
+            except (gexc.GitlabHttpError, gexc.GitlabAuthenticationError) as exc:
                 code = exc.response_code or 0
                 wait = self._retry_wait(code, attempt, req.method)
                 if wait is None:

@@ -232,7 +232,9 @@ def build_server(settings: GitlabSettings) -> MCPServer[Any]:
         per_page: PerPage = 20,
     ) -> MergeRequestsPage:
         """List a project's merge requests (paginated)."""
-        return svc().mrs.list_page(project, state, source_branch, target_branch, search, page, per_page)
+        return svc().mrs.list_page(
+            project, state, source_branch, target_branch, search, page, per_page
+        )
 
     @tool(server, READ)
     def get_merge_request(
