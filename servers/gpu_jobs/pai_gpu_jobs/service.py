@@ -8,6 +8,7 @@ with clear errors, and ledger rows into the tools' result models.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -97,6 +98,7 @@ class GpuJobsService:
         deadline_s: float | None = None,
         idempotency_key: str | None = None,
         pinned: str | None = None,
+        sink: Callable[[dict[str, Any]], None] | None = None,
     ) -> Submitted:
         common = self._common(client, priority, deadline_s, idempotency_key)
         known = self._known("llm")
@@ -118,7 +120,7 @@ class GpuJobsService:
         else:
             kind, params["prompt"], params["system"] = "llm.generate", prompt, system
         job = Job(id="", kind=kind, family="llm", model=model, params=params, pinned=pinned, **common)
-        return self._queue(job)
+        return self._queue(job, sink)
 
     def submit_image(
         self,
@@ -192,8 +194,11 @@ class GpuJobsService:
         job = Job(id="", kind=kind, family="image", model=model or "", params=params, **common)
         return self._queue(job)
 
-    def _queue(self, job: Job) -> Submitted:
+    def _queue(self, job: Job, sink: Callable[[dict[str, Any]], None] | None = None) -> Submitted:
         self.manager.start()
+        if sink is not None:  # a pinned job: only this manager runs it, so the id is ours
+            job.id = uuid.uuid4().hex[:16]
+            self.manager.sinks[job.id] = sink
         stored, duplicate = self.ledger.submit(job)
         self.manager.wake()
         return Submitted(job_id=stored.id, state=stored.state, duplicate=duplicate)  # type: ignore[arg-type]

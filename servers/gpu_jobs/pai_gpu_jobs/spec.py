@@ -15,6 +15,13 @@ SPEC = ServerSpec(
     description="The one fair queue for GPU work over Ollama and Stable Diffusion workers.",
     settings="pai_gpu_jobs.settings:GpuJobsSettings",
     factory="pai_gpu_jobs.server:build_server",
+    commands=(
+        (
+            "proxy",
+            "Serve an Ollama-compatible API (--port N) that enqueues into the fair queue.",
+            "pai_gpu_jobs.proxy:main",
+        ),
+    ),
 )
 
 

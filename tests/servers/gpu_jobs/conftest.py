@@ -104,11 +104,11 @@ def spawn() -> Iterator[Callable[..., FakeWorker]]:
     """Workers of one test only (for the ones a test kills)."""
     started: list[FakeWorker] = []
 
-    def make(name: str, kind: str, gpu: str, models: list[str], latency: float = 0.05) -> FakeWorker:
-        w = start_worker(name, kind, gpu, models, latency)
-        started.append(w)
-        wait_all([w])
-        return w
+    def make(*specs: tuple[str, str, str, list[str], float]) -> list[FakeWorker]:
+        new = [start_worker(*spec) for spec in specs]
+        started.extend(new)
+        wait_all(new)
+        return new
 
     yield make
     for w in started:

@@ -187,7 +187,8 @@ async def a1111_run(request: Request) -> Response:
     try:
         S.steps.append(int(body.get("steps", 0)))
         deadline = time.monotonic() + S.latency
-        while time.monotonic() < deadline:
+        interrupts = S.interrupts
+        while time.monotonic() < deadline and S.interrupts == interrupts:
             await asyncio.sleep(min(0.01, S.latency))
             if S.die:
                 os._exit(1)
