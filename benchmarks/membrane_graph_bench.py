@@ -35,8 +35,9 @@ PREDICATES = ["USES", "DEPENDS_ON", "RUNS_ON", "PART_OF", "RELATES_TO", "OWNED_B
 
 def load(db: Path, n_facts: int, seed: int = 7) -> dict[str, float]:
     """Load facts through the service in batches of 1000, recorded over the last 90 days."""
-    from pai_membrane.graph.service import GraphService
-    from pai_membrane.graph.sqlite_store import SqliteGraphStore
+    from pai_core.memory.graph.service import GraphService
+    from pai_core.memory.graph.sqlite_store import SqliteGraphStore
+    from pai_core.memory.graph.views import FactIn
 
     rng = random.Random(seed)
     n_entities = max(10, n_facts // 5)
@@ -61,7 +62,7 @@ def load(db: Path, n_facts: int, seed: int = 7) -> dict[str, float]:
                     item["object"] = f"entity-{(rng.randrange(n_entities) + 1) % n_entities}x"
             batch.append(item)
         clock_state["t"] += step * len(batch)
-        graph.remember_many(batch)
+        graph.remember_many([FactIn.model_validate(item) for item in batch])
     elapsed = time.perf_counter() - started
     stats = graph.stats()
     graph.store.close()
@@ -235,7 +236,7 @@ def main() -> int:
         tmp = Path(tempfile.mkdtemp(prefix="pai-membrane-bench-"))
         try:
             env = {**os.environ, "PAI_HOME": str(tmp / "pai"), "PAI_CONFIG": str(tmp / "x.toml")}
-            db = tmp / "pai" / "membrane" / "membrane.db"
+            db = tmp / "pai" / "memory" / "memory.db"
             loaded = load(db, n)
             reads = anyio.run(measure_pai, env, n // 5, calls)
             row: dict[str, Any] = {

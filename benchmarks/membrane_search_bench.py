@@ -29,8 +29,8 @@ BIN = Path(sys.executable).parent
 
 import numpy as np  # noqa: E402
 
-from pai_core.settings import load_settings  # noqa: E402
-from pai_membrane.memory import Memory  # noqa: E402
+from pai_core.settings import MemorySettings, load_settings  # noqa: E402
+from pai_membrane.memory import MembraneMemory  # noqa: E402
 from pai_membrane.settings import MembraneSettings  # noqa: E402
 from tests.servers.membrane.retrieval import evaluate, load_set, write_set  # noqa: E402
 
@@ -179,9 +179,16 @@ def main() -> int:
         }
         empty_env = {**env, "PAI_HOME": str(tmp / "empty")}
         settings = load_settings(
-            MembraneSettings, tmp / "x.toml", data_dir=tmp / "pai" / "membrane", watch_vault=False
+            MembraneSettings,
+            tmp / "x.toml",
+            data_dir=tmp / "pai" / "membrane",
+            watch_vault=False,
+            memory=MemorySettings(
+                db_path=tmp / "pai" / "memory" / "memory.db",
+                vault_path=tmp / "pai" / "memory" / "vault",
+            ),
         )
-        memory = Memory(settings)
+        memory = MembraneMemory(settings)
         vault, search = memory.ready_vault(), memory.search
         assert memory.embedder is not None, "install the embeddings extra to run this benchmark"
         memory.embedder.embed([sentence(rng) for _ in range(64)])  # load and warm the model
@@ -191,7 +198,7 @@ def main() -> int:
             vault.write_note(f"3-Resources/bench/n{i}.md", f"# Note {i}\n\n{sentence(rng, 60)}")
         result["note_writes_per_s"] = round(n_notes / (time.perf_counter() - t))
         # ingestion = embedding pending documents through the index (hashing, batching, BLOBs)
-        conn = memory.index._conn()
+        conn = memory.index.db.conn()
         pending = conn.execute("SELECT count(*) FROM s_docs").fetchone()[0]
         # ingestion: the real path, embedding every pending note through the index
         texts = [r[0] for r in conn.execute("SELECT title || char(10) || body FROM s_docs")]
@@ -288,9 +295,15 @@ def main() -> int:
         )
         # retrieval quality on the labelled set, in a store of its own
         settings2 = load_settings(
-            MembraneSettings, tmp / "x.toml", data_dir=tmp / "eval", watch_vault=False
+            MembraneSettings,
+            tmp / "x.toml",
+            data_dir=tmp / "eval",
+            watch_vault=False,
+            memory=MemorySettings(
+                db_path=tmp / "eval" / "memory.db", vault_path=tmp / "eval" / "vault"
+            ),
         )
-        m2 = Memory(settings2)
+        m2 = MembraneMemory(settings2)
         items = load_set()
         paths = write_set(m2.ready_vault(), items)
         result["retrieval"] = {

@@ -22,7 +22,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pai_core.errors import ConfigError
 
-__all__ = ["ServerSettings", "default_config_file", "load_settings", "pai_home"]
+__all__ = [
+    "MemorySettings",
+    "ServerSettings",
+    "default_config_file",
+    "load_settings",
+    "pai_home",
+]
 
 S = TypeVar("S", bound="ServerSettings")
 _config_file: ContextVar[Path | None] = ContextVar("pai_config_file", default=None)
@@ -74,8 +80,8 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._values.items() if k in fields}
 
 
-class ServerSettings(BaseSettings):
-    """Fields every server has. Subclasses set ``server_name`` and ``env_prefix``."""
+class _PaiSettings(BaseSettings):
+    """What every PAI settings class shares: the sources and list parsing."""
 
     model_config = SettingsConfigDict(
         extra="ignore", env_nested_delimiter="__", enable_decoding=False
@@ -99,6 +105,70 @@ class ServerSettings(BaseSettings):
                 raise ValueError(f"not a JSON list: {exc}") from exc
         return [part.strip() for part in text.split(",") if part.strip()]
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls), file_secret_settings)
+
+
+class MemorySettings(_PaiSettings):
+    """Where the shared memory lives: the one place every server resolves it.
+
+    Env ``PAI_MEMORY_*`` or the config file's ``[memory]`` table. Default: ``<PAI_HOME>/memory/``
+    (``memory.db`` and ``vault/``); a memory kept by earlier versions in
+    ``<PAI_HOME>/membrane/`` is used where no new one exists yet.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PAI_MEMORY_", extra="ignore")
+    server_name: ClassVar[str] = "memory"
+
+    db_path: Path | None = Field(
+        None, description="SQLite file of facts, full text and episodes (default: "
+        "<PAI_HOME>/memory/memory.db)."
+    )
+    vault_path: Path | None = Field(
+        None, description="Obsidian/PARA vault of notes (default: <PAI_HOME>/memory/vault)."
+    )
+    para_folders: list[str] = Field(
+        default_factory=lambda: ["1-Projects", "2-Areas", "3-Resources", "4-Archives"],
+        description="PARA folders of the vault (projects, areas, resources, archives).",
+    )
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> MemorySettings:
+        home = pai_home()
+        if self.db_path is None:
+            new, old = home / "memory" / "memory.db", home / "membrane" / "membrane.db"
+            self.db_path = old if old.exists() and not new.exists() else new
+        if self.vault_path is None:
+            new, old = home / "memory" / "vault", home / "membrane" / "vault"
+            self.vault_path = old if old.is_dir() and not new.exists() else new
+        self.db_path = self.db_path.expanduser()
+        self.vault_path = self.vault_path.expanduser()
+        return self
+
+    @property
+    def db_file(self) -> Path:
+        """``db_path``, always set after validation."""
+        assert self.db_path is not None
+        return self.db_path
+
+    @property
+    def vault_dir(self) -> Path:
+        """``vault_path``, always set after validation."""
+        assert self.vault_path is not None
+        return self.vault_path
+
+
+class ServerSettings(_PaiSettings):
+    """Fields every server has. Subclasses set ``server_name`` and ``env_prefix``."""
+
     log_level: str = Field("INFO", description="Logging level (stderr only).")
     data_dir: Path | None = Field(None, description="Where this server keeps its data.")
     audit_log: Path | None = Field(None, description="Shared append-only audit log (JSON lines).")
@@ -107,6 +177,13 @@ class ServerSettings(BaseSettings):
     )
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra Origin values allowed on HTTP transports."
+    )
+    remember: bool = Field(
+        True, description="Record verified changes as facts in the shared memory."
+    )
+    memory: MemorySettings = Field(
+        default_factory=lambda: MemorySettings(),
+        description="Where the shared memory lives (env PAI_MEMORY_*, table [memory]).",
     )
 
     @model_validator(mode="after")
@@ -122,17 +199,6 @@ class ServerSettings(BaseSettings):
         """``data_dir``, always set after validation."""
         assert self.data_dir is not None
         return self.data_dir
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _ConfigFileSource(settings_cls), file_secret_settings)
 
     def public_view(self) -> dict[str, Any]:
         """Settings as JSON-safe values with every secret masked (for health and doctor)."""

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pai_core.errors import PaiError
-from pai_membrane.memory import Memory
+from pai_membrane.memory import MembraneMemory
 from pai_membrane.settings import MembraneSettings
 
 __all__ = ["capture", "reindex"]
@@ -15,7 +15,7 @@ __all__ = ["capture", "reindex"]
 
 def reindex(settings: MembraneSettings, argv: list[str]) -> int:
     """Rebuild the derived indexes (full text, vectors) from the graph, vault and episodes."""
-    memory = Memory(settings)
+    memory = MembraneMemory(settings)
     index = memory.index
     memory.vault  # noqa: B018 - creates the vault's tables before they are emptied
     memory.episodes  # noqa: B018
@@ -26,7 +26,7 @@ def reindex(settings: MembraneSettings, argv: list[str]) -> int:
     vault = memory.ready_vault()
     episodes = memory.episodes
     rows = (
-        index._conn()
+        index.db.conn()
         .execute("SELECT id, session_id, role, at, project, text, source FROM e_episodes")
         .fetchall()
     )
@@ -56,7 +56,7 @@ def capture(settings: MembraneSettings, argv: list[str]) -> int:
         print("pai membrane capture: no transcript_path in the hook input", file=sys.stderr)
         return 1
     try:
-        report = Memory(settings).episodes.ingest(Path(path))
+        report = MembraneMemory(settings).episodes.ingest(Path(path))
     except PaiError as exc:
         print(f"pai membrane capture: {exc}", file=sys.stderr)
         return 1

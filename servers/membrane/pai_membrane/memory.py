@@ -1,7 +1,9 @@
-"""The composition of MemBrane's layers over one SQLite file and one vault directory.
+"""MemBrane's view of the shared memory: the common layers plus what only this server adds.
 
-Everything opens on first use, never at start-up, so a server with a large memory starts as
-fast as an empty one.
+The graph, full-text index, vault and episodes come from :class:`pai_core.memory.Memory` (the
+same database and vault every PAI server writes to). MemBrane adds the embedding model and the
+hybrid search over it (:mod:`pai_membrane.search`), and a watcher that picks up edits people
+make in the vault while the server runs. Everything opens on first use.
 """
 
 from __future__ import annotations
@@ -11,93 +13,31 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from pai_core.memory.memory import Memory
 from pai_membrane.settings import MembraneSettings
 
-if TYPE_CHECKING:  # the layers are imported on first use, keeping start-up light
-    from pai_membrane.episodes.ingest import EpisodeStore
-    from pai_membrane.graph.service import GraphService
-    from pai_membrane.search.index import SearchIndex
+if TYPE_CHECKING:
+    from pai_core.memory.vault.service import Vault
     from pai_membrane.search.service import MemorySearch
     from pai_membrane.search.vectors import LocalEmbedder
-    from pai_membrane.vault.service import Vault
 
-__all__ = ["GraphLinker", "Memory"]
+__all__ = ["MembraneMemory"]
 
 log = logging.getLogger(__name__)
 
 
-class GraphLinker:
-    """Records that a note MENTIONS the entities it links to ([[wiki links]], frontmatter)."""
-
-    def __init__(self, graph: GraphService) -> None:
-        self.graph = graph
-
-    def link_note(self, note: str, entities: list[str]) -> None:
-        self.graph.remember_many(
-            [
-                {
-                    "subject": f"note:{note}",
-                    "subject_type": "note",
-                    "predicate": "MENTIONS",
-                    "object": name,
-                    "source": f"vault:{note}",
-                }
-                for name in entities
-                if name.strip() and name.strip() != f"note:{note}"
-            ]
-        )
-
-
-class Memory:
+class MembraneMemory(Memory):
     def __init__(self, settings: MembraneSettings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
+        super().__init__(settings.memory)
+        self.server_settings = settings
         self._watcher: threading.Thread | None = None
+        self._watch_error: str | None = None
         self._stop = threading.Event()
-        self._synced = False
-
-    @cached_property
-    def graph(self) -> GraphService:
-        from pai_membrane.graph.service import GraphService
-        from pai_membrane.graph.sqlite_store import SqliteGraphStore
-
-        return GraphService(SqliteGraphStore(self.settings.resolved_db_path))
-
-    @cached_property
-    def index(self) -> SearchIndex:
-        from pai_membrane.search.index import SearchIndex
-
-        return SearchIndex(self.settings.resolved_db_path)
-
-    @cached_property
-    def vault(self) -> Vault:
-        from pai_membrane.vault.service import Vault
-
-        vault = Vault(
-            self.settings.resolved_vault_path,
-            self.settings.para_folders,
-            self.index,
-            GraphLinker(self.graph),
-        )
-        return vault
 
     def ready_vault(self) -> Vault:
-        """The vault, synced with the files once per process before first use."""
-        with self._lock:
-            vault = self.vault
-            if not self._synced:
-                report = vault.sync()
-                self._synced = True
-                self.start_watcher()  # from the first use on, not at start-up
-                if report.errors:
-                    log.warning("vault: %d note(s) with problems", len(report.errors))
+        vault = super().ready_vault()
+        self.start_watcher()  # from the first use on, not at start-up
         return vault
-
-    @cached_property
-    def episodes(self) -> EpisodeStore:
-        from pai_membrane.episodes.ingest import EpisodeStore
-
-        return EpisodeStore(self.index)
 
     @cached_property
     def embedder(self) -> LocalEmbedder | None:
@@ -108,11 +48,12 @@ class Memory:
             embeddings_available,
         )
 
-        if not self.settings.embeddings or not embeddings_available():
+        settings = self.server_settings
+        if not settings.embeddings or not embeddings_available():
             return None
-        if self.settings.embedding_model is None and default_model_path() is None:
+        if settings.embedding_model is None and default_model_path() is None:
             return None
-        return LocalEmbedder(self.settings.embedding_model)
+        return LocalEmbedder(settings.embedding_model)
 
     @cached_property
     def search(self) -> MemorySearch:
@@ -121,9 +62,21 @@ class Memory:
         self.ready_vault()
         return MemorySearch(self.index, self.graph, self.episodes, self.embedder)
 
+    # ------------------------------------------------------------ the vault watcher
+    @property
+    def watcher_state(self) -> str:
+        """``off``, ``not started`` (until the vault's first use), ``running`` or why it died."""
+        if not self.server_settings.watch_vault:
+            return "off"
+        if self._watch_error:
+            return f"stopped: {self._watch_error}"
+        if self._watcher is None:
+            return "not started"
+        return "running" if self._watcher.is_alive() else "stopped"
+
     def start_watcher(self) -> None:
         """Watch the vault for edits made by people while the server runs."""
-        if not self.settings.watch_vault or self._watcher is not None:
+        if not self.server_settings.watch_vault or self._watcher is not None:
             return
         self._watcher = threading.Thread(target=self._watch, name="pai-vault-watch", daemon=True)
         self._watcher.start()
@@ -131,7 +84,7 @@ class Memory:
     def _watch(self) -> None:
         from watchfiles import watch
 
-        root = self.settings.resolved_vault_path
+        root = self.settings.vault_dir
         root.mkdir(parents=True, exist_ok=True)
         try:
             for changes in watch(
@@ -146,6 +99,7 @@ class Memory:
                         report.removed,
                     )
         except Exception as exc:  # the watcher is a convenience; sync on demand still works
+            self._watch_error = str(exc) or type(exc).__name__
             log.warning("vault watcher stopped: %s", exc)
 
     def stop(self) -> None:
@@ -153,3 +107,4 @@ class Memory:
         if self._watcher is not None:
             self._watcher.join(5)
             self._watcher = None
+        super().stop()

@@ -1,4 +1,8 @@
-"""The MemBrane MCP server: tool declarations only; logic lives in :mod:`pai_membrane.graph`."""
+"""The MemBrane MCP server: tool declarations only.
+
+The fact-graph tools are declared here and call :class:`pai_core.memory.graph.service.GraphService`
+(the shared memory every PAI server writes to); the vault, search, recall and conversation tools
+are declared in :mod:`pai_membrane.tools_notes` (``register_note_tools``)."""
 
 from __future__ import annotations
 
@@ -7,15 +11,15 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server import MCPServer
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pai_core.annotations import READ_ONLY, tool_annotations
 from pai_core.app import add_health_tool, create_server, tool
-from pai_membrane import __version__
-from pai_membrane.graph.views import (
+from pai_core.memory.graph.views import (
     BatchResult,
     ConflictView,
     EntityView,
+    FactIn,
     FactPage,
     FactView,
     MergeResult,
@@ -24,12 +28,13 @@ from pai_membrane.graph.views import (
     TraverseView,
     WriteResult,
 )
-from pai_membrane.memory import Memory
+from pai_membrane import __version__
+from pai_membrane.memory import MembraneMemory
 from pai_membrane.settings import MembraneSettings
 from pai_membrane.tools_notes import register_note_tools
 
 if TYPE_CHECKING:  # the graph layer is imported on first use (memory.graph), not at start-up
-    from pai_membrane.graph.service import GraphService
+    from pai_core.memory.graph.service import GraphService
 
 __all__ = ["build_server"]
 
@@ -63,27 +68,12 @@ KnownAt = Annotated[
 ]
 
 
-class FactIn(BaseModel):
-    """One fact: subject PREDICATE object (an entity) or value (a literal)."""
-
-    subject: str = Field(description="Entity name, e.g. 'MemBrane'.")
-    predicate: str = Field(description="e.g. RUNS_ON, USES, HAS_VERSION ('runs on' works too).")
-    object: str | None = Field(None, description="Object entity name.")
-    value: str | None = Field(None, description="Or a literal value (version, URL, number).")
-    subject_type: str | None = Field(None, description="e.g. service, host, project, person.")
-    object_type: str | None = Field(None, description="Type of the object entity.")
-    valid_from: str | None = Field(None, description="When it became true (default now).")
-    valid_to: str | None = Field(None, description="When it stopped being true (default open).")
-    source: str | None = Field(None, description="Where this comes from (session, note, tool).")
-    confidence: float = Field(1.0, ge=0, le=1)
-    note: str | None = Field(None, description="Free text.")
-
-
-def _probe(settings: MembraneSettings, memory: Memory) -> dict[str, Any]:
-    db = settings.resolved_db_path
+def _probe(settings: MembraneSettings, memory: MembraneMemory) -> dict[str, Any]:
+    db = settings.memory.db_file
     details: dict[str, Any] = {
         "db_exists": db.exists(),
-        "vault": str(settings.resolved_vault_path),
+        "vault": str(settings.memory.vault_dir),
+        "vault_watcher": memory.watcher_state,
         "search": "hybrid (BM25 + vectors) + graph proximity"
         if memory.embedder
         else "full-text (BM25) + graph proximity",
@@ -96,6 +86,11 @@ def _probe(settings: MembraneSettings, memory: Memory) -> dict[str, Any]:
         problems.append(
             "embeddings not installed: search is full text only "
             "(pip install 'pai-membrane[embeddings]')"
+        )
+    if memory.watcher_state.startswith("stopped"):
+        problems.append(
+            f"vault watcher {memory.watcher_state}: edits made in the vault are picked up only "
+            "by sync_vault until the server restarts"
         )
     if db.exists():
         details.update(memory.graph.stats())
@@ -113,7 +108,7 @@ def _probe(settings: MembraneSettings, memory: Memory) -> dict[str, Any]:
 
 def build_server(settings: MembraneSettings) -> MCPServer[Any]:
     """Compose the server from its settings (the composition root calls this)."""
-    memory = Memory(settings)  # opens nothing until first use: start-up stays fast
+    memory = MembraneMemory(settings)  # opens nothing until first use: start-up stays fast
 
     @asynccontextmanager
     async def lifespan(_server: Any) -> AsyncIterator[dict[str, Any]]:
@@ -148,7 +143,7 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
         Conflicts are reported with the existing fact, the new one, the rule and the action taken.
         Nothing is ever deleted: a superseded fact keeps its history.
         """
-        return graph().remember(fact.model_dump(exclude_none=True), policy)
+        return graph().remember(fact, policy)
 
     @tool(server, WRITE)
     def remember_facts(
@@ -156,7 +151,7 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
         policy: PolicyArg = "supersede",
     ) -> BatchResult:
         """Record several facts in one transaction: all are written or none (e.g. under reject)."""
-        return graph().remember_many([f.model_dump(exclude_none=True) for f in facts], policy)
+        return graph().remember_many(facts, policy)
 
     @tool(server, tool_annotations(read_only=False, destructive=True, idempotent=True))
     def retract_fact(
@@ -302,10 +297,10 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
     return server
 
 
-def _with_episodes(view: TimelineView, memory: Memory) -> TimelineView:
+def _with_episodes(view: TimelineView, memory: MembraneMemory) -> TimelineView:
     """Add conversation turns in the same window, grouped by project directory."""
-    from pai_membrane.graph.views import TimelineGroup
-    from pai_membrane.timeparse import iso, parse_time
+    from pai_core.memory.graph.views import TimelineGroup
+    from pai_core.memory.timeparse import iso, parse_time
 
     t0, t1 = parse_time(view.since, field="since"), parse_time(view.until, field="until")
     groups = {g.group: list(g.events) for g in view.groups}

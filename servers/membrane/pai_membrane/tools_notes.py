@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,22 +10,14 @@ from pydantic import BaseModel, Field
 
 from pai_core.annotations import READ_ONLY, tool_annotations
 from pai_core.app import tool
-from pai_membrane.memory import Memory
+from pai_core.memory.episodes.views import IngestReport
+from pai_core.memory.vault.views import NoteInfo, SyncReport
+from pai_membrane.memory import MembraneMemory
+from pai_membrane.search.views import SearchHit
 
 __all__ = ["register_note_tools"]
 
 WRITE = tool_annotations(read_only=False, idempotent=False)
-
-
-class NoteOut(BaseModel):
-    path: str
-    title: str
-    hash: str = Field(description="Pass as expected_hash to edit_note.")
-    area: str | None
-    tags: list[str]
-    entities: list[str]
-    updated: str
-    error: str | None = None
 
 
 class NoteText(BaseModel):
@@ -40,49 +31,22 @@ class NoteText(BaseModel):
 
 
 class NoteList(BaseModel):
-    notes: list[NoteOut]
-
-
-class SyncOut(BaseModel):
-    added: int
-    updated: int
-    removed: int
-    unchanged: int
-    errors: list[dict[str, Any]] = Field(description="Notes with problems: path, line, message.")
-
-
-class HitOut(BaseModel):
-    kind: str
-    id: str
-    title: str
-    snippet: str
-    score: float
-    time: str | None
-    why: list[str]
+    notes: list[NoteInfo]
 
 
 class SearchOut(BaseModel):
     query: str
-    hits: list[HitOut]
+    hits: list[SearchHit]
     mode: str = Field(description="What ranked the hits.")
 
 
-class IngestOut(BaseModel):
-    path: str
-    session_id: str | None
-    added: int
-    skipped_lines: int
-    total_episodes: int
-    pending_partial_line: bool
-
-
 def _t(value: str | None, field: str) -> float | None:
-    from pai_membrane.timeparse import parse_time
+    from pai_core.memory.timeparse import parse_time
 
     return parse_time(value, field=field) if value else None
 
 
-def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
+def register_note_tools(server: MCPServer[Any], memory: MembraneMemory) -> None:
     @tool(server, WRITE)
     def write_learning(
         title: Annotated[str, Field(description="Short title of the learning.")],
@@ -98,7 +62,7 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
             str | None, Field(description="Project (files it under Projects).")
         ] = None,
         area: Annotated[str | None, Field(description="Area of responsibility.")] = None,
-    ) -> NoteOut:
+    ) -> NoteInfo:
         """Write a learning (Problem → Solution → Takeaway) as a Markdown note in the vault."""
         info = memory.ready_vault().write_learning(
             title,
@@ -110,7 +74,7 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
             project=project,
             area=area,
         )
-        return NoteOut(**asdict(info))
+        return info
 
     @tool(server, WRITE)
     def write_note(
@@ -127,12 +91,12 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
                 "read_note, so a newer edit is never lost."
             ),
         ] = None,
-    ) -> NoteOut:
+    ) -> NoteInfo:
         """Create a note (atomic write). Existing notes need overwrite plus the expected hash."""
         info = memory.ready_vault().write_note(
             path, body, frontmatter=frontmatter, overwrite=overwrite, expected_hash=expected_hash
         )
-        return NoteOut(**asdict(info))
+        return info
 
     @tool(server, READ_ONLY)
     def read_note(path: Annotated[str, Field(description="Path in the vault.")]) -> NoteText:
@@ -147,13 +111,13 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
         text: Annotated[str, Field(description="Text to append or put in place.")],
         section: Annotated[str | None, Field(description="Heading, for replace_section.")] = None,
         find: Annotated[str | None, Field(description="Exact text, for find_replace.")] = None,
-    ) -> NoteOut:
+    ) -> NoteInfo:
         """Edit a note guarded by its hash: if a person changed it since you read it, nothing
         is written and the error says to read it again."""
         info = memory.ready_vault().edit_note(
             path, expected_hash, mode, text, section=section, find=find
         )
-        return NoteOut(**asdict(info))
+        return info
 
     @tool(server, WRITE)
     def move_note(
@@ -165,9 +129,9 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
                 "to move it to that PARA folder (e.g. archive a project)."
             ),
         ],
-    ) -> NoteOut:
+    ) -> NoteInfo:
         """Move or rename a note inside the vault."""
-        return NoteOut(**asdict(memory.ready_vault().move_note(path, to)))
+        return memory.ready_vault().move_note(path, to)
 
     @tool(server, READ_ONLY)
     def list_notes(
@@ -186,12 +150,12 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
         notes = memory.ready_vault().list_notes(
             area=area, tag=tag, entity=entity, since=_t(since, "since"), limit=limit, offset=offset
         )
-        return NoteList(notes=[NoteOut(**asdict(n)) for n in notes])
+        return NoteList(notes=notes)
 
     @tool(server, tool_annotations(read_only=False, idempotent=True))
-    def sync_vault() -> SyncOut:
+    def sync_vault() -> SyncReport:
         """Pick up edits, renames and deletions made in the vault by people (by content hash)."""
-        return SyncOut(**asdict(memory.ready_vault().sync()))
+        return memory.ready_vault().sync()
 
     @tool(server, READ_ONLY)
     def search(
@@ -220,7 +184,7 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
         )
         return SearchOut(
             query=query,
-            hits=[HitOut(**asdict(h)) for h in hits],
+            hits=hits,
             mode=memory.search.mode,
         )
 
@@ -236,7 +200,7 @@ def register_note_tools(server: MCPServer[Any], memory: Memory) -> None:
     @tool(server, tool_annotations(read_only=False, idempotent=True))
     def ingest_transcript(
         path: Annotated[str, Field(description="A Claude Code session transcript (.jsonl).")],
-    ) -> IngestOut:
+    ) -> IngestReport:
         """Import a Claude Code transcript as searchable episodes; re-ingesting adds only what
         is new. Corrupt lines are skipped and counted."""
-        return IngestOut(**asdict(memory.episodes.ingest(Path(path))))
+        return memory.episodes.ingest(Path(path))

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pai_core.memory.vault.service import Vault
 from pai_membrane.search.service import MemorySearch
-from pai_membrane.vault.service import Vault
 
 SET = Path(__file__).parent / "data" / "retrieval_set.json"
 

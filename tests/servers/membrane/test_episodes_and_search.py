@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from pai_core.errors import InvalidInput, NotFound
-from pai_membrane.episodes.ingest import EpisodeStore, turn_text
-from pai_membrane.graph.service import GraphService
-from pai_membrane.graph.sqlite_store import SqliteGraphStore
-from pai_membrane.memory import GraphLinker
-from pai_membrane.search.index import SearchIndex
+from pai_core.memory.episodes.ingest import EpisodeStore, turn_text
+from pai_core.memory.fulltext import SearchIndex
+from pai_core.memory.graph.service import GraphService
+from pai_core.memory.graph.sqlite_store import SqliteGraphStore
+from pai_core.memory.memory import GraphLinker
+from pai_core.memory.timeparse import parse_time
+from pai_core.memory.vault.service import Vault
 from pai_membrane.search.service import MemorySearch
-from pai_membrane.timeparse import parse_time
-from pai_membrane.vault.service import Vault
+from tests.shared.memory.facts import fact_in
 
 DATA = Path(__file__).parent / "data"
 
@@ -79,9 +80,16 @@ def test_bad_transcript_paths(parts, tmp_path: Path) -> None:  # type: ignore[no
 def test_search_spans_kinds_and_prefers_current_facts(parts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     graph, vault, episodes, search = parts
     graph.remember(
-        {"subject": "www", "predicate": "RUNS_ON", "object": "edge01", "valid_from": "2026-01-01"}
+        fact_in(
+            {
+                "subject": "www",
+                "predicate": "RUNS_ON",
+                "object": "edge01",
+                "valid_from": "2026-01-01",
+            }
+        )
     )
-    graph.remember({"subject": "www", "predicate": "RUNS_ON", "object": "edge02"})
+    graph.remember(fact_in({"subject": "www", "predicate": "RUNS_ON", "object": "edge02"}))
     vault.write_learning(
         "Secondary serves stale records",
         "The secondary kept old records.",
@@ -119,7 +127,9 @@ def test_recall_stays_within_budget(parts, tmp_path: Path) -> None:  # type: ign
     graph, vault, episodes, search = parts
     for i in range(30):
         vault.write_note(f"3-Resources/dns-{i}.md", f"# DNS note {i}\n\n" + "secondary zone " * 60)
-    graph.remember({"subject": "ns2", "predicate": "HAS_STATUS", "value": "secondary zone ok"})
+    graph.remember(
+        fact_in({"subject": "ns2", "predicate": "HAS_STATUS", "value": "secondary zone ok"})
+    )
     pack = search.recall("secondary zone", budget_tokens=400)
     assert pack["tokens"] <= 400
     assert pack["facts"] and pack["learnings"]
@@ -148,7 +158,7 @@ def test_entities_named_in_a_query_are_found_by_their_words(parts) -> None:  # t
         ("node.js", "Mem Brane"),
         ("web", "host010"),
     ]:
-        graph.remember({"subject": subject, "predicate": "RUNS_ON", "object": obj})
+        graph.remember(fact_in({"subject": subject, "predicate": "RUNS_ON", "object": obj}))
     found = search._query_entities
     assert found("is host01.example.com up?") == ["host01"]
     assert found("what runs on Rack 7?") == ["rack 7"]

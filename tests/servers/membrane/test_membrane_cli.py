@@ -39,7 +39,7 @@ def test_capture_hook_and_reindex(pai_env: dict[str, str], tmp_path: Path) -> No
     assert bad.returncode == 1 and "not JSON" in bad.stderr
     missing = _pai(["capture"], env, json.dumps({"transcript_path": str(tmp_path / "no.jsonl")}))
     assert missing.returncode == 1 and "no transcript" in missing.stderr
-    vault = Path(env["PAI_HOME"]) / "membrane" / "vault" / "3-Resources"
+    vault = Path(env["PAI_HOME"]) / "memory" / "vault" / "3-Resources"
     vault.mkdir(parents=True)
     (vault / "note.md").write_text("# Note\n\nzone transfer tips")
     re = _pai(["reindex"], env)

@@ -20,7 +20,7 @@ DATA = Path(__file__).parent / "data"
 def test_vault_search_and_conversations_through_mcp(
     pai_env: dict[str, str], tmp_path: Path
 ) -> None:
-    vault = Path(pai_env["PAI_HOME"]) / "membrane" / "vault"
+    vault = Path(pai_env["PAI_HOME"]) / "memory" / "vault"
     transcript = tmp_path / "s-42.jsonl"
     shutil.copy(DATA / "session.jsonl", transcript)
 

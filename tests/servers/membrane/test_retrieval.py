@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pai_membrane.episodes.ingest import EpisodeStore
-from pai_membrane.graph.service import GraphService
-from pai_membrane.graph.sqlite_store import SqliteGraphStore
-from pai_membrane.search.index import SearchIndex
+from pai_core.memory.episodes.ingest import EpisodeStore
+from pai_core.memory.fulltext import SearchIndex
+from pai_core.memory.graph.service import GraphService
+from pai_core.memory.graph.sqlite_store import SqliteGraphStore
+from pai_core.memory.vault.service import Vault
 from pai_membrane.search.service import MemorySearch
 from pai_membrane.search.vectors import (
     Embedder,
@@ -21,7 +22,6 @@ from pai_membrane.search.vectors import (
     SentenceTransformerEmbedder,
     default_model_path,
 )
-from pai_membrane.vault.service import Vault
 from tests.servers.membrane.retrieval import evaluate, load_set, write_set
 
 needs_embeddings = pytest.mark.skipif(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pai_membrane.search.index import SearchIndex
+from pai_core.memory.fulltext import SearchIndex
 from pai_membrane.search.vector_store import NumpyVectorStore
 
 
@@ -30,7 +30,7 @@ def test_pending_add_search_delete(setup: tuple[SearchIndex, NumpyVectorStore]) 
     with index.write() as conn:
         for i, text in enumerate(["alpha", "beta", "gamma"]):
             index.upsert(conn, "note", f"n{i}", text, text, at=float(i))
-    conn = index._conn()
+    conn = index.db.conn()
     pending = store.missing(conn, 10)
     assert [t.split("\n")[0] for _, t in pending] == ["alpha", "beta", "gamma"]
     vecs = {
@@ -60,7 +60,7 @@ def test_vectors_added_by_another_writer_are_seen(
     index, store = setup
     with index.write() as w:
         index.upsert(w, "note", "a", "a", "a", at=0.0)
-    conn = index._conn()
+    conn = index.db.conn()
     [(doc, _)] = store.missing(conn, 10)
     with index.write() as w:
         store.add(w, [(doc, "h", _unit([1]))])
@@ -93,7 +93,7 @@ def test_a_re_embedded_document_is_found_by_its_new_vector(
     a, b = _docs(index, 2)
     with index.write() as w:
         store.add(w, [(a, "ha", _unit([1, 0])), (b, "hb", _unit([0, 1]))])
-    conn = index._conn()
+    conn = index.db.conn()
     assert store.search(conn, _unit([0, 0, 1]), 1)[0][1] < 0.01
     with index.write() as w:  # the text changes, then its new vector arrives: same count
         index.upsert(w, "note", "note-0.0-0", "t0", "new text", at=9.0)
@@ -112,7 +112,7 @@ def test_kind_and_time_filters_rank_only_matching_rows(
     with index.write() as w:  # episodes nearer the query than any note
         store.add(w, [(d, f"e{d}", _unit([1, 0.01 * i])) for i, d in enumerate(episodes)])
         store.add(w, [(d, f"n{d}", _unit([1, 1 + i])) for i, d in enumerate(notes)])
-    conn = index._conn()
+    conn = index.db.conn()
     query = _unit([1, 0])
     assert {d for d, _ in store.search(conn, query, 3)} <= set(episodes)
     assert [d for d, _ in store.search(conn, query, 3, kinds=["note"])] == notes
@@ -128,7 +128,7 @@ def test_deleted_rows_are_never_returned_and_many_changes_reload(
     docs = _docs(index, 20)
     with index.write() as w:
         store.add(w, [(d, f"h{d}", _unit([1, 0.1 * i])) for i, d in enumerate(docs)])
-    conn = index._conn()
+    conn = index.db.conn()
     assert len(store.search(conn, _unit([1]), 50)) == 20
     with index.write() as w:
         store.delete(w, docs[:5])
@@ -151,7 +151,7 @@ def test_a_reader_behind_a_pruned_log_reloads(
     monkeypatch.setattr(vector_store, "_PRUNE_AT", 10)
     index, reader = setup
     docs = _docs(index, 30)
-    conn = index._conn()
+    conn = index.db.conn()
     with index.write() as w:
         reader.add(w, [(docs[0], "h0", _unit([1]))])
     assert [d for d, _ in reader.search(conn, _unit([1]), 5)] == [docs[0]]
@@ -178,7 +178,7 @@ def test_vectors_of_another_dimension_are_read_as_stored(
 
     with index.write() as w:
         store.add(w, [(a, "ha", unit768(700))])
-    conn = index._conn()
+    conn = index.db.conn()
     assert store.search(conn, unit768(700), 1) == [(a, 1.0)]
     with index.write() as w:  # patched in, same dimension
         store.add(w, [(b, "hb", unit768(5))])

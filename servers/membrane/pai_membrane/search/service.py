@@ -9,16 +9,17 @@ proximity). Facts are indexed incrementally from the graph before each search.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 from pai_core.errors import InvalidInput
-from pai_membrane.episodes.ingest import EpisodeStore
-from pai_membrane.graph.service import GraphService
-from pai_membrane.search.index import Hit, SearchIndex
+from pai_core.memory.episodes.ingest import EpisodeStore
+from pai_core.memory.fulltext import Hit, SearchIndex
+from pai_core.memory.graph.service import GraphService
+from pai_core.memory.timeparse import iso
 from pai_membrane.search.vector_store import NumpyVectorStore, text_hash
 from pai_membrane.search.vectors import Embedder
-from pai_membrane.timeparse import iso
+from pai_membrane.search.views import SearchHit
 
 __all__ = ["KINDS", "MemorySearch", "SearchHit"]
 
@@ -34,17 +35,6 @@ STALE_FACTOR = 0.3
 TEXT_SHARE = 0.1
 EMBED_BATCH = 64
 Mode = Literal["hybrid", "text", "vector"]
-
-
-@dataclass
-class SearchHit:
-    kind: str
-    id: str
-    title: str
-    snippet: str
-    score: float
-    time: str | None
-    why: list[str]
 
 
 class MemorySearch:
@@ -80,7 +70,7 @@ class MemorySearch:
         import numpy as np
 
         done = 0
-        conn = self.index._conn()
+        conn = self.index.db.conn()
         while True:
             todo = self.vectors.missing(conn, EMBED_BATCH * 4)
             if not todo:
@@ -196,7 +186,7 @@ class MemorySearch:
         self.embed_pending()
         qvec = self._query_vector(query)
         nearest = self.vectors.search(
-            self.index._conn(), qvec, n * 3, kinds=kinds, since=since, until=until
+            self.index.db.conn(), qvec, n * 3, kinds=kinds, since=since, until=until
         )
         docs = self.index.docs([doc_id for doc_id, _ in nearest], **filters)
         vec_hits = [replace(docs[d], score=sim) for d, sim in nearest if d in docs][:n]
@@ -314,6 +304,6 @@ class MemorySearch:
 
 
 def _ts(text: str) -> float:
-    from pai_membrane.timeparse import parse_time
+    from pai_core.memory.timeparse import parse_time
 
     return parse_time(text, field="time")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pai_core.errors import Conflict, InvalidInput, NotFound
-from pai_membrane.search.index import SearchIndex
-from pai_membrane.vault.service import Vault
+from pai_core.memory.fulltext import SearchIndex
+from pai_core.memory.vault.service import Vault
 
 PARA = ["1-Projects", "2-Areas", "3-Resources", "4-Archives"]
 

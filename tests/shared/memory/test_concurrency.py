@@ -10,23 +10,27 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pai_membrane.graph.service import GraphService
-from pai_membrane.graph.sqlite_store import SqliteGraphStore
+from pai_core.memory.graph.service import GraphService
+from pai_core.memory.graph.sqlite_store import SqliteGraphStore
+from tests.shared.memory.facts import fact_in
 
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from pai_membrane.graph.service import GraphService
-    from pai_membrane.graph.sqlite_store import SqliteGraphStore
+    from pai_core.memory.graph.service import GraphService
+    from pai_core.memory.graph.sqlite_store import SqliteGraphStore
+    from pai_core.memory.graph.views import FactIn
+    def fact_in(d): return FactIn.model_validate(d)
+    def facts_in(ds): return [FactIn.model_validate(d) for d in ds]
     db, worker, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     g = GraphService(SqliteGraphStore(db))
     for i in range(count):
         if i % 5 == 0:
-            g.remember_many([{"subject": f"w{worker}", "predicate": "USES",
-                              "object": f"lib{worker}-{i}-{j}"} for j in range(5)])
+            g.remember_many(facts_in([{"subject": f"w{worker}", "predicate": "USES",
+                              "object": f"lib{worker}-{i}-{j}"} for j in range(5)]))
         else:
-            g.remember({"subject": f"w{worker}", "predicate": "USES", "object": f"x{worker}-{i}"})
-            g.remember({"subject": "shared", "predicate": "HAS_STATUS", "value": f"{worker}-{i}"})
+            g.remember(fact_in({"subject": f"w{worker}", "predicate": "USES", "object": f"x{worker}-{i}"}))
+            g.remember(fact_in({"subject": "shared", "predicate": "HAS_STATUS", "value": f"{worker}-{i}"}))
     print("done", worker)
 """)
 
@@ -65,17 +69,18 @@ def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
 KILLED = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from pai_membrane.graph import service as svc
-    from pai_membrane.graph.sqlite_store import SqliteGraphStore
+    from pai_core.memory.graph import service as svc
+    from pai_core.memory.graph.sqlite_store import SqliteGraphStore
+    from pai_core.memory.graph.views import FactIn
     g = svc.GraphService(SqliteGraphStore(Path(sys.argv[1])))
     original = g._remember_in
-    def slow(tx, item, policy, *, index):
-        if index == 50:
+    def slow(tx, item, policy, *, where):
+        if where == "facts[50].":
             print("halfway", flush=True)
             time.sleep(60)
-        return original(tx, item, policy, index=index)
+        return original(tx, item, policy, where=where)
     g._remember_in = slow
-    g.remember_many([{"subject": "batch", "predicate": "USES", "object": f"o{i}"}
+    g.remember_many([FactIn(subject="batch", predicate="USES", object=f"o{i}")
                      for i in range(100)])
 """)
 
@@ -83,7 +88,7 @@ KILLED = textwrap.dedent("""
 def test_kill_9_during_a_batch_leaves_no_partial_batch(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
     g = GraphService(SqliteGraphStore(db))
-    g.remember({"subject": "before", "predicate": "USES", "object": "ok"})
+    g.remember(fact_in({"subject": "before", "predicate": "USES", "object": "ok"}))
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED, str(db)],
         stdout=subprocess.PIPE,
@@ -108,6 +113,6 @@ def test_kill_9_during_a_batch_leaves_no_partial_batch(tmp_path: Path) -> None:
         assert json.dumps(conn.execute("SELECT count(*) FROM g_entities").fetchone()) == "[2]"
     # and the store still takes writes
     assert (
-        fresh.remember({"subject": "after", "predicate": "USES", "object": "ok"}).status
+        fresh.remember(fact_in({"subject": "after", "predicate": "USES", "object": "ok"})).status
         == "written"
     )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pai_membrane.graph.service import GraphService
-from pai_membrane.graph.sqlite_store import SqliteGraphStore
+from pai_core.memory.graph.service import GraphService
+from pai_core.memory.graph.sqlite_store import SqliteGraphStore
 
 BACKENDS = ["sqlite"]
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pai_membrane.graph.sqlite_store import connect
+from pai_core.memory.db import Database
 
 __all__ = ["COMMON_MIN_DOCS", "COMMON_SHARE", "Hit", "SearchIndex", "fts_query", "query_words"]
 
@@ -37,7 +34,7 @@ CREATE TABLE IF NOT EXISTS s_vector_log (seq INTEGER PRIMARY KEY AUTOINCREMENT,
     doc_id INTEGER NOT NULL);
 """
 # Every change to s_vectors, by any writer, is logged: the in-memory matrix of
-# pai_membrane.search.vector_store follows the log.
+# membrane's vector store (pai_membrane.search.vector_store) follows the log.
 _TRIGGERS = [
     f"CREATE TRIGGER IF NOT EXISTS s_vectors_{event.lower()} AFTER {event} ON s_vectors "
     f"BEGIN INSERT INTO s_vector_log (doc_id) VALUES ({row}.doc_id); END"
@@ -150,9 +147,16 @@ class Hit:
 
 
 class SearchIndex:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
+    """The full-text index over a :class:`~pai_core.memory.db.Database` (or a file path)."""
+
+    def __init__(self, db: Database | Path) -> None:
+        self.db = db if isinstance(db, Database) else Database(db)
+        self.path = self.db.path
+        self.db.ensure_schema(
+            "fulltext",
+            [*_SCHEMA.split(";"), *_TRIGGERS],
+            check="SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='s_vectors_delete'",
+        )
         # How many documents hold a word (counted up to the common limit), for as long as the
         # index stays within 10% of the size it had when the counts were taken.
         self._df: dict[str, int] = {}
@@ -160,44 +164,11 @@ class SearchIndex:
         self._size: tuple[tuple[int, int], int] = ((-1, -1), 0)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in [*_SCHEMA.split(";"), *_TRIGGERS]:
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            self._local.conn = conn
-        return conn
+        return self.db.conn()
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if (
-                    "locked" not in str(exc)
-                    and "busy" not in str(exc)
-                    or time.monotonic() > deadline
-                ):
-                    raise
-                time.sleep(0.01)
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on the memory's database (see :meth:`Database.write`)."""
+        return self.db.write()
 
     def upsert(
         self,

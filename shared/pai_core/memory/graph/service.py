@@ -7,10 +7,14 @@ policy — ``supersede`` (default: close the old fact's validity where the new o
 ``reject`` (write nothing) or ``flag`` (keep both and open a conflict). Nothing is ever deleted:
 superseded facts keep their history and retractions only stamp ``retracted_at``.
 
-Public API for other layers of MemBrane (the vault, search):
-``upsert_entity(name, type)``, ``link(subject, predicate, object, source)`` for MENTIONS /
-RELATES_TO edges, ``names()`` for linking text to entities, and ``current_facts()``, an
-iterator over current facts (as :class:`FactView`) for indexing.
+The rules themselves are pure functions in :mod:`pai_core.memory.graph.rules`; this module
+resolves names, reads the facts a rule needs and applies the outcome. Inputs are
+:class:`~pai_core.memory.graph.views.FactIn` models and results the output models of
+:mod:`~pai_core.memory.graph.views`, so MCP tools pass them straight through.
+
+For other layers (vault, search, the servers' change records): ``names()`` for linking text to
+entities, ``facts_recorded_since()`` for incremental indexing, ``neighbours()`` for graph
+proximity, ``end()`` to close what stopped being true.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from __future__ import annotations
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from pai_core.errors import Conflict as ConflictError
 from pai_core.errors import InvalidInput, NotFound
-from pai_membrane.graph.model import (
+from pai_core.memory.graph import rules
+from pai_core.memory.graph.model import (
     MAX_VALUE,
     Conflict,
     Entity,
@@ -34,13 +39,16 @@ from pai_membrane.graph.model import (
     entity_key,
     normalise_predicate,
 )
-from pai_membrane.graph.store import GraphStore, GraphTx
-from pai_membrane.graph.views import (
+from pai_core.memory.graph.predicates import BUILTIN_PREDICATES, predicate_view
+from pai_core.memory.graph.rules import POLICIES, Policy
+from pai_core.memory.graph.store import GraphStore, GraphTx
+from pai_core.memory.graph.views import (
     BatchResult,
     ConflictReport,
     ConflictView,
     EdgeView,
     EntityView,
+    FactIn,
     FactPage,
     FactView,
     MergeResult,
@@ -50,52 +58,11 @@ from pai_membrane.graph.views import (
     TraverseView,
     WriteResult,
 )
-from pai_membrane.timeparse import iso, parse_time
+from pai_core.memory.timeparse import iso, parse_time
 
-__all__ = ["BUILTIN_PREDICATES", "GraphService", "Policy"]
+__all__ = ["BUILTIN_PREDICATES", "MAX_BATCH", "FactIn", "GraphService", "Policy"]
 
-Policy = Literal["supersede", "reject", "flag"]
 MAX_BATCH = 1000
-
-BUILTIN_PREDICATES = (
-    PredicateDef(
-        "RUNS_ON",
-        "one",
-        None,
-        "Where a service or workload runs.",
-        ("HOSTED_ON", "DEPLOYED_ON", "RUNS_AT"),
-        builtin=True,
-    ),
-    PredicateDef("HAS_VERSION", "one", None, "The version in use.", ("VERSION",), builtin=True),
-    PredicateDef("HAS_STATUS", "one", None, "Current status.", ("STATUS",), builtin=True),
-    PredicateDef("OWNED_BY", "one", None, "Who owns it.", ("OWNER",), builtin=True),
-    PredicateDef("LOCATED_IN", "one", None, "Where it is.", (), builtin=True),
-    PredicateDef(
-        "PART_OF",
-        "one",
-        "HAS_PART",
-        "The project or system it belongs to.",
-        ("BELONGS_TO",),
-        builtin=True,
-    ),
-    PredicateDef(
-        "USES", "many", None, "Tools, libraries, services used.", ("USING",), builtin=True
-    ),
-    PredicateDef("DEPENDS_ON", "many", None, "Dependencies.", ("REQUIRES",), builtin=True),
-    PredicateDef(
-        "WORKS_ON", "many", None, "People or agents working on a project.", (), builtin=True
-    ),
-    PredicateDef(
-        "MENTIONS", "many", None, "A note or episode mentions an entity.", (), builtin=True
-    ),
-    PredicateDef("RELATES_TO", "many", None, "A loose relation.", (), builtin=True),
-    PredicateDef(
-        "ENABLED", "many", None, "A feature or rule is enabled.", (), ("DISABLED",), builtin=True
-    ),
-    PredicateDef(
-        "DISABLED", "many", None, "A feature or rule is disabled.", (), ("ENABLED",), builtin=True
-    ),
-)
 
 
 def _new_id(prefix: str) -> str:
@@ -197,21 +164,15 @@ class GraphService:
         return [self._view(tx, f, names, now) for f in facts]
 
     # ------------------------------------------------------------ writing
-    def remember(self, item: dict[str, Any], policy: Policy = "supersede") -> WriteResult:
+    def remember(self, item: FactIn, policy: Policy = "supersede") -> WriteResult:
         """Write one fact (see :meth:`remember_many`)."""
         batch = self.remember_many([item], policy)
         return batch.results[0]
 
-    def remember_many(
-        self, items: list[dict[str, Any]], policy: Policy = "supersede"
-    ) -> BatchResult:
-        """Write facts in one transaction: all or nothing.
-
-        Each item: ``subject``, ``predicate``, and ``object`` (an entity name) or ``value`` (a
-        literal); optional ``subject_type``, ``object_type``, ``valid_from``, ``valid_to``,
-        ``source``, ``confidence``, ``note``. Under ``reject``, any conflict writes nothing.
-        """
-        if policy not in ("supersede", "reject", "flag"):
+    def remember_many(self, items: Sequence[FactIn], policy: Policy = "supersede") -> BatchResult:
+        """Write facts in one transaction: all or nothing. Under ``reject``, any conflict
+        writes nothing (not even new entities)."""
+        if policy not in POLICIES:
             raise InvalidInput(
                 f"policy {policy!r} is unknown",
                 field="policy",
@@ -225,7 +186,8 @@ class GraphService:
             with self._write() as tx:
                 self._seed(tx)
                 results = [
-                    self._remember_in(tx, item, policy, index=i) for i, item in enumerate(items)
+                    self._remember_in(tx, item, policy, where="" if i == 0 else f"facts[{i}].")
+                    for i, item in enumerate(items)
                 ]
                 if policy == "reject" and any(r.status == "rejected" for r in results):
                     raise _Rollback(results)
@@ -236,61 +198,49 @@ class GraphService:
                 for r in rollback.results
             ]
             return BatchResult(status="rejected", written=0, unchanged=0, results=undone)
-        written = sum(r.status == "written" for r in results)
         return BatchResult(
             status="written",
-            written=written,
+            written=sum(r.status == "written" for r in results),
             unchanged=sum(r.status == "unchanged" for r in results),
             results=results,
         )
 
-    def _remember_in(
-        self, tx: GraphTx, item: dict[str, Any], policy: Policy, *, index: int
-    ) -> WriteResult:
-        where = "" if index == 0 else f"facts[{index}]."
+    def _parse(self, tx: GraphTx, item: FactIn, where: str) -> tuple[Fact, PredicateDef]:
+        """The new fact an input describes, its names resolved (entities created as needed)."""
         now = self.clock()
-        pred = self._resolve_predicate(tx, str(item.get("predicate", "")), f"{where}predicate")
-        obj_name, value = item.get("object"), item.get("value")
-        if (obj_name is None) == (value is None):
+        pred = self._resolve_predicate(tx, item.predicate, f"{where}predicate")
+        if (item.object is None) == (item.value is None):
             raise InvalidInput(
                 "give exactly one of object (an entity) or value (a literal)",
                 field=f"{where}object",
             )
-        if value is not None:
-            value = clean_text(
-                str(value), field=f"{where}value", max_len=MAX_VALUE, allow_newlines=True
-            )
-        valid_from = self._time(item.get("valid_from"), f"{where}valid_from", now)
-        valid_to = self._time(item.get("valid_to"), f"{where}valid_to", None)
+        value = (
+            clean_text(item.value, field=f"{where}value", max_len=MAX_VALUE, allow_newlines=True)
+            if item.value is not None
+            else None
+        )
+        valid_from = self._time(item.valid_from, f"{where}valid_from", now)
+        valid_to = self._time(item.valid_to, f"{where}valid_to", None)
         assert valid_from is not None
         if valid_to is not None and valid_to <= valid_from:
             raise InvalidInput("valid_to must be after valid_from", field=f"{where}valid_to")
-        confidence = float(item.get("confidence", 1.0))
-        if not 0.0 <= confidence <= 1.0:
+        if not 0.0 <= item.confidence <= 1.0:
             raise InvalidInput("confidence must be between 0 and 1", field=f"{where}confidence")
-        source = (
-            clean_text(str(item["source"]), field=f"{where}source", max_len=500)
-            if item.get("source")
-            else ""
-        )
+        source = clean_text(item.source, field=f"{where}source", max_len=500) if item.source else ""
         note = (
-            clean_text(
-                str(item["note"]), field=f"{where}note", max_len=MAX_VALUE, allow_newlines=True
-            )
-            if item.get("note")
+            clean_text(item.note, field=f"{where}note", max_len=MAX_VALUE, allow_newlines=True)
+            if item.note
             else ""
         )
-        subject = self._ensure_entity(
-            tx, str(item.get("subject", "")), item.get("subject_type"), f"{where}subject"
-        )
+        subject = self._ensure_entity(tx, item.subject, item.subject_type, f"{where}subject")
         obj = (
-            self._ensure_entity(tx, str(obj_name), item.get("object_type"), f"{where}object")
-            if obj_name is not None
+            self._ensure_entity(tx, item.object, item.object_type, f"{where}object")
+            if item.object is not None
             else None
         )
         if obj is not None and obj.id == subject.id:
             raise InvalidInput("a fact cannot relate an entity to itself", field=f"{where}object")
-        new = Fact(
+        fact = Fact(
             id=_new_id("f"),
             subject_id=subject.id,
             predicate=pred.name,
@@ -300,86 +250,85 @@ class GraphService:
             valid_to=valid_to,
             recorded_at=now,
             source=source,
-            confidence=confidence,
+            confidence=item.confidence,
             note=note,
         )
-        related = [pred.name, *pred.exclusive_with]
+        return fact, pred
+
+    def _remember_in(self, tx: GraphTx, item: FactIn, policy: Policy, *, where: str) -> WriteResult:
+        new, pred = self._parse(tx, item, where)
         existing = [
             f
-            for f in tx.facts(subject_id=subject.id, predicates=related)
-            if f.overlaps(valid_from, valid_to)
+            for f in tx.facts(
+                subject_id=new.subject_id, predicates=[pred.name, *pred.exclusive_with]
+            )
+            if f.overlaps(new.valid_from, new.valid_to)
         ]
-        for f in existing:
-            if (
-                f.predicate == new.predicate
-                and f.object_key() == new.object_key()
-                and f.valid_from <= valid_from
-                and f.valid_to is None
-                and valid_to is None
-            ):
-                return WriteResult(status="unchanged", fact=self._view(tx, f))
-        clashes: list[tuple[Fact, Any]] = []
-        for f in existing:
-            if (
-                f.predicate == new.predicate
-                and pred.cardinality == "one"
-                and f.object_key() != new.object_key()
-            ):
-                clashes.append((f, "cardinality-one"))
-            elif f.predicate != new.predicate and f.object_key() == new.object_key():
-                clashes.append((f, "mutual-exclusion"))
-        if clashes and policy == "reject":
-            rejected = [
+        same = rules.duplicate_of(new, existing)
+        if same is not None:
+            return WriteResult(status="unchanged", fact=self._view(tx, same))
+        outcome = rules.resolve(new, rules.clashes(new, pred, existing), policy)
+        if outcome.fact is None:
+            new_view = self._view(tx, new)
+            reports = [
                 ConflictReport(
-                    rule=why,
-                    existing=self._view(tx, clash),
-                    new=self._view(tx, new),
-                    action="rejected",
+                    rule=step.clash.rule,
+                    existing=self._view(tx, step.clash.existing),
+                    new=new_view,
+                    action=step.action,
                 )
-                for clash, why in clashes
+                for step in outcome.steps
             ]
-            return WriteResult(status="rejected", fact=None, conflicts=rejected)
-        reports: list[tuple[Fact, Any, Any, Conflict | None]] = []
-        for f, rule in clashes:
-            if policy == "flag":
+            return WriteResult(status="rejected", fact=None, conflicts=reports)
+        written = outcome.fact
+        opened: list[Conflict | None] = []
+        for step in outcome.steps:
+            conflict = None
+            if step.action == "superseded-existing":
+                tx.close_fact(step.clash.existing.id, written.valid_from, written.id)
+            elif step.action == "flagged":
                 conflict = Conflict(
                     id=_new_id("c"),
-                    fact_id=new.id,
-                    existing_fact_id=f.id,
-                    rule=rule,
+                    fact_id=written.id,
+                    existing_fact_id=step.clash.existing.id,
+                    rule=step.clash.rule,
                     status="open",
-                    created_at=now,
+                    created_at=written.recorded_at,
                 )
-                reports.append((f, rule, "flagged", conflict))
-            elif f.valid_from <= new.valid_from:
-                tx.close_fact(f.id, new.valid_from, new.id)
-                reports.append(
-                    (
-                        replace(f, valid_to=new.valid_from, superseded_by=new.id),
-                        rule,
-                        "superseded-existing",
-                        None,
-                    )
-                )
-            else:
-                bound = f.valid_from if new.valid_to is None else min(new.valid_to, f.valid_from)
-                new = replace(new, valid_to=bound)
-                reports.append((f, rule, "bounded-new", None))
-        tx.insert_fact(new)
+            opened.append(conflict)
+        tx.insert_fact(written)
+        written_view = self._view(tx, written)
         out: list[ConflictReport] = []
-        for old, rule_name, action, opened in reports:
-            if opened is not None:
-                tx.insert_conflict(opened)
+        for step, conflict in zip(outcome.steps, opened, strict=True):
+            if conflict is not None:
+                tx.insert_conflict(conflict)
             out.append(
                 ConflictReport(
-                    rule=rule_name,
-                    existing=self._view(tx, old),
-                    new=self._view(tx, new),
-                    action=action,
-                    conflict_id=opened.id if opened else None,
+                    rule=step.clash.rule,
+                    existing=self._view(tx, step.closed or step.clash.existing),
+                    new=written_view,
+                    action=step.action,
+                    conflict_id=conflict.id if conflict else None,
                 )
             )
-        return WriteResult(status="written", fact=self._view(tx, new), conflicts=out)
+        return WriteResult(status="written", fact=written_view, conflicts=out)
+
+    def end(self, subject: str, predicate: str, *, at: float | None = None) -> list[FactView]:
+        """Close the validity of every current ``subject PREDICATE …`` fact at ``at`` (default
+        now): it stopped being true in the world, which is not a retraction (it was true)."""
+        when = self.clock() if at is None else at
+        with self._write() as tx:
+            self._seed(tx)
+            entity = tx.entity_by_key(entity_key(subject, field="subject"))
+            if entity is None:
+                return []
+            pred = self._resolve_predicate(tx, predicate)
+            closed = []
+            for f in tx.facts(subject_id=entity.id, predicates=[pred.name], valid_at=when):
+                if f.valid_to is None and f.valid_from < when:
+                    tx.close_fact(f.id, when, None)
+                    closed.append(replace(f, valid_to=when))
+            return self._views(tx, closed)
 
     def retract(self, fact_id: str, reason: str = "") -> FactView:
         with self._write() as tx:
@@ -688,12 +637,12 @@ class GraphService:
                     tx.upsert_predicate(
                         replace(existing, exclusive_with=(*existing.exclusive_with, canon))
                     )
-            return _pred_view(pred)
+            return predicate_view(pred)
 
     def list_predicates(self) -> list[PredicateView]:
         with self._write() as tx:
             self._seed(tx)
-            return [_pred_view(p) for p in tx.predicates()]
+            return [predicate_view(p) for p in tx.predicates()]
 
     def add_alias(self, entity: str, alias: str) -> EntityView:
         with self._write() as tx:
@@ -730,30 +679,10 @@ class GraphService:
         )
 
     # ------------------------------------------------------------ API for other layers
-    def upsert_entity(self, name: str, type_: str | None = None) -> str:
-        with self._write() as tx:
-            return self._ensure_entity(tx, name, type_, "name").name
-
-    def link(self, subject: str, predicate: str, obj: str, source: str) -> WriteResult:
-        return self.remember(
-            {"subject": subject, "predicate": predicate, "object": obj, "source": source}
-        )
-
     def names(self) -> list[str]:
         """Every entity's name (merged ones excluded), in one read."""
         with self.store.read() as tx:
             return [name for _, name in tx.entity_names()]
-
-    def current_facts(self, batch: int = 1000) -> Iterator[FactView]:
-        offset = 0
-        while True:
-            with self.store.read() as tx:
-                facts = tx.facts(valid_at=self.clock(), limit=batch, offset=offset)
-                views = self._views(tx, facts)
-            yield from views
-            if len(facts) < batch:
-                return
-            offset += batch
 
     def facts_recorded_since(self, after: float, limit: int = 5000) -> list[FactView]:
         """Facts recorded after ``after`` (oldest first), for incremental indexing."""
@@ -798,15 +727,3 @@ class _Rollback(Exception):
     def __init__(self, results: list[WriteResult]) -> None:
         super().__init__("rejected")
         self.results = results
-
-
-def _pred_view(p: PredicateDef) -> PredicateView:
-    return PredicateView(
-        name=p.name,
-        cardinality=p.cardinality,
-        inverse=p.inverse,
-        aliases=list(p.aliases),
-        exclusive_with=list(p.exclusive_with),
-        description=p.description,
-        builtin=p.builtin,
-    )

@@ -1,6 +1,6 @@
 """The narrow graph-store Protocol every backend implements (SQLite now, Neo4j later).
 
-A store hands out transactions; all conflict rules run in :mod:`pai_membrane.graph.service`
+A store hands out transactions; all conflict rules run in :mod:`pai_core.memory.graph.service`
 on top of these primitives, inside one write transaction, so every backend enforces the same
 rules. A write transaction must be serialisable against other writers, including other
 processes (SQLite: ``BEGIN IMMEDIATE``), and all-or-nothing.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from pai_membrane.graph.model import Conflict, Entity, Fact, PredicateDef
+from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef
 
 __all__ = ["GraphStore", "GraphTx"]
 

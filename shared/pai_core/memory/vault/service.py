@@ -16,20 +16,20 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pai_core.errors import Conflict, InvalidInput, NotFound
-from pai_membrane.search.index import SearchIndex
-from pai_membrane.vault.markdown import (
+from pai_core.memory.fulltext import SearchIndex
+from pai_core.memory.vault.markdown import (
     content_hash,
     parse_note,
     render_note,
     replace_section,
     wiki_links,
 )
+from pai_core.memory.vault.views import NoteInfo, SyncReport
 
 __all__ = ["EntityLinker", "NoteInfo", "SyncReport", "Vault"]
 
@@ -49,27 +49,6 @@ class EntityLinker(Protocol):
     """What the vault needs from the fact graph: record that a note mentions entities."""
 
     def link_note(self, note: str, entities: list[str]) -> None: ...
-
-
-@dataclass
-class NoteInfo:
-    path: str
-    title: str
-    hash: str
-    area: str | None
-    tags: list[str]
-    entities: list[str]
-    updated: str
-    error: str | None = None
-
-
-@dataclass
-class SyncReport:
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _slug(title: str) -> str:
@@ -100,8 +79,8 @@ class Vault:
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in para:
             (self.root / folder).mkdir(exist_ok=True)
-        with self.index.write() as conn:
-            conn.execute(_SCHEMA)
+        self.db = index.db
+        self.db.ensure_schema("vault", [_SCHEMA])
 
     # ------------------------------------------------------------ paths
     def resolve(self, rel: str, *, field: str = "path", must_exist: bool = False) -> Path:
@@ -360,14 +339,21 @@ class Vault:
                 self.linker.link_note(rel, ents)
             except Exception as exc:  # the file is written; the graph link is best effort
                 log.warning("could not link %s to entities: %s", rel, exc)
-        return NoteInfo(rel, parsed.title, h, area, tags, ents, _now_iso(updated), parsed.error)
+        return NoteInfo(
+            path=rel,
+            title=parsed.title,
+            hash=h,
+            area=area,
+            tags=tags,
+            entities=ents,
+            updated=_now_iso(updated),
+            error=parsed.error,
+        )
 
     def sync(self) -> SyncReport:
         """Bring the index in line with the files (by content hash)."""
         report = SyncReport()
-        known = {
-            row[0]: row[1] for row in self.index._conn().execute("SELECT path, hash FROM v_notes")
-        }
+        known = {row[0]: row[1] for row in self.db.conn().execute("SELECT path, hash FROM v_notes")}
         seen: set[str] = set()
         for path in sorted(self.root.rglob("*.md")):
             rel = self.rel(path)
@@ -403,7 +389,7 @@ class Vault:
         return report
 
     def problems(self) -> list[dict[str, Any]]:
-        rows = self.index._conn().execute(
+        rows = self.db.conn().execute(
             "SELECT path, error_line, error FROM v_notes WHERE error IS NOT NULL ORDER BY path"
         )
         return [{"path": r[0], "line": r[1], "message": r[2]} for r in rows]
@@ -438,10 +424,17 @@ class Vault:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated DESC LIMIT ? OFFSET ?"
-        rows = self.index._conn().execute(sql, [*args, limit, offset])
+        rows = self.db.conn().execute(sql, [*args, limit, offset])
         return [
             NoteInfo(
-                r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), _now_iso(r[6]), r[7]
+                path=r[0],
+                title=r[1],
+                hash=r[2],
+                area=r[3],
+                tags=json.loads(r[4]),
+                entities=json.loads(r[5]),
+                updated=_now_iso(r[6]),
+                error=r[7],
             )
             for r in rows
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pai_membrane.search.index import SearchIndex
+from pai_core.memory.fulltext import SearchIndex
 
 
 def _fill(index: SearchIndex, texts: list[str], start: int = 0) -> None:

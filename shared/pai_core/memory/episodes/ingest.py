@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pai_core.errors import InvalidInput, NotFound
-from pai_membrane.search.index import SearchIndex
+from pai_core.memory.episodes.views import IngestReport
+from pai_core.memory.fulltext import SearchIndex
 
 __all__ = ["EpisodeStore", "IngestReport", "turn_text"]
 
@@ -31,16 +31,6 @@ _SCHEMA = [
         skipped INTEGER NOT NULL)""",
 ]
 CHUNK = 1200
-
-
-@dataclass
-class IngestReport:
-    path: str
-    session_id: str | None
-    added: int
-    skipped_lines: int
-    total_episodes: int
-    pending_partial_line: bool
 
 
 def _clip(text: str, n: int) -> str:
@@ -87,9 +77,8 @@ def _timestamp(value: Any) -> float | None:
 class EpisodeStore:
     def __init__(self, index: SearchIndex) -> None:
         self.index = index
-        with index.write() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
+        self.db = index.db
+        self.db.ensure_schema("episodes", _SCHEMA)
 
     def ingest(self, path: Path) -> IngestReport:
         path = path.expanduser()
@@ -98,7 +87,7 @@ class EpisodeStore:
         if path.suffix != ".jsonl":
             raise InvalidInput("a transcript is a .jsonl file", field="path")
         key = str(path.resolve())
-        conn = self.index._conn()
+        conn = self.db.conn()
         row = conn.execute(
             "SELECT offset, episodes, skipped, session_id FROM e_transcripts WHERE path=?", (key,)
         ).fetchone()
@@ -112,7 +101,7 @@ class EpisodeStore:
         complete, _, partial = data.rpartition(b"\n")
         lines = complete.split(b"\n") if complete else []
         added = new_skipped = 0
-        with self.index.write() as wconn:
+        with self.db.write() as wconn:
             for lineno, raw in enumerate(lines):
                 if not raw.strip():
                     continue
@@ -138,7 +127,12 @@ class EpisodeStore:
                 (key, session, offset, total + added, skipped + new_skipped),
             )
         return IngestReport(
-            str(path), session, added, skipped + new_skipped, total + added, bool(partial.strip())
+            path=str(path),
+            session_id=session,
+            added=added,
+            skipped_lines=skipped + new_skipped,
+            total_episodes=total + added,
+            pending_partial_line=bool(partial.strip()),
         )
 
     def _add(
@@ -175,7 +169,7 @@ class EpisodeStore:
 
     def episode(self, eid: str) -> dict[str, Any] | None:
         row = (
-            self.index._conn()
+            self.db.conn()
             .execute(
                 "SELECT id, session_id, role, at, project, text FROM e_episodes WHERE id=?",
                 (eid.split("#", 1)[0],),
@@ -198,7 +192,7 @@ class EpisodeStore:
     ) -> dict[str, list[dict[str, Any]]]:
         """Episodes in the window grouped by project directory name."""
         rows = (
-            self.index._conn()
+            self.db.conn()
             .execute(
                 "SELECT id, role, at, project, text FROM e_episodes WHERE at BETWEEN ? AND ? "
                 "ORDER BY at LIMIT ?",
@@ -215,4 +209,4 @@ class EpisodeStore:
         return groups
 
     def count(self) -> int:
-        return int(self.index._conn().execute("SELECT count(*) FROM e_episodes").fetchone()[0])
+        return int(self.db.conn().execute("SELECT count(*) FROM e_episodes").fetchone()[0])

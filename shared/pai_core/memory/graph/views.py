@@ -1,4 +1,6 @@
-"""What the graph tools return (structured output schemas), compact and name-resolved."""
+"""The graph's values as MCP tools see them: :class:`FactIn` going in, and what comes back
+(structured output schemas), compact and name-resolved. The service takes and returns these
+models directly; tools pass them through."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ __all__ = [
     "ConflictView",
     "EdgeView",
     "EntityView",
+    "FactIn",
     "FactPage",
     "FactView",
     "MergeResult",
@@ -21,6 +24,22 @@ __all__ = [
     "TraverseView",
     "WriteResult",
 ]
+
+
+class FactIn(BaseModel):
+    """One fact: subject PREDICATE object (an entity) or value (a literal)."""
+
+    subject: str = Field(description="Entity name, e.g. 'MemBrane'.")
+    predicate: str = Field(description="e.g. RUNS_ON, USES, HAS_VERSION ('runs on' works too).")
+    object: str | None = Field(None, description="Object entity name.")
+    value: str | None = Field(None, description="Or a literal value (version, URL, number).")
+    subject_type: str | None = Field(None, description="e.g. service, host, project, person.")
+    object_type: str | None = Field(None, description="Type of the object entity.")
+    valid_from: str | None = Field(None, description="When it became true (default now).")
+    valid_to: str | None = Field(None, description="When it stopped being true (default open).")
+    source: str | None = Field(None, description="Where this comes from (session, note, tool).")
+    confidence: float = Field(1.0, ge=0, le=1)
+    note: str | None = Field(None, description="Free text.")
 
 
 class FactView(BaseModel):

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pai_core.errors import InvalidInput
-from pai_membrane.graph.model import entity_key, normalise_predicate
-from pai_membrane.timeparse import iso, parse_time
+from pai_core.memory.graph.model import entity_key, normalise_predicate
+from pai_core.memory.timeparse import iso, parse_time
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

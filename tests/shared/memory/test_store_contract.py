@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pai_membrane.graph.model import Conflict, Entity, Fact, PredicateDef
-from pai_membrane.graph.sqlite_store import SqliteGraphStore
+from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef
+from pai_core.memory.graph.sqlite_store import SqliteGraphStore
 
 
 def _entity(i: str, name: str) -> Entity:

@@ -1,30 +1,26 @@
-"""The embedded graph store: one SQLite file in WAL mode, safe for several processes.
+"""The embedded graph store: tables ``g_*`` in the memory's SQLite file.
 
-Writers start with ``BEGIN IMMEDIATE`` (a deferred read-then-write transaction deadlocks under
-concurrency and ``busy_timeout`` cannot fix it) and are retried while the database is busy,
-so callers never see "database is locked". A transaction is all-or-nothing: a process killed
-in the middle of one leaves nothing of it behind. Tables carry the prefix ``g_``; other layers
-keep their own tables in the same file.
+Connections and transactions come from :mod:`pai_core.memory.db` (WAL, ``BEGIN IMMEDIATE`` with
+busy retry, all-or-nothing), shared with the other layers that keep their tables in the same
+file. This module holds only the graph's schema and its queries (:class:`_Tx` implements
+:class:`~pai_core.memory.graph.store.GraphTx`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pai_core.errors import BackendUnavailable
-from pai_membrane.graph.model import Conflict, Entity, Fact, PredicateDef
+from pai_core.memory.db import Database
+from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef
 
-__all__ = ["SqliteGraphStore", "connect"]
+__all__ = ["SqliteGraphStore"]
 
 SCHEMA_VERSION = 1
-BUSY_DEADLINE_S = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS g_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,28 +57,12 @@ _FACT_COLS = (
 )
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection with the settings every PAI SQLite user needs (WAL, busy timeout)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
 def _fact(row: tuple[Any, ...]) -> Fact:
     return Fact(*row)
 
 
 class _Tx:
-    """A transaction on one connection; implements :class:`~pai_membrane.graph.store.GraphTx`."""
+    """A transaction on one connection; implements :class:`~pai_core.memory.graph.store.GraphTx`."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.c = conn
@@ -383,93 +363,32 @@ class _Tx:
 
 
 class SqliteGraphStore:
-    """The default store. One connection per thread; schema created on first use."""
+    """The default store over a :class:`~pai_core.memory.db.Database` (or a file path)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._conn()  # creates the file and schema, or says why it cannot
+    def __init__(self, db: Database | Path) -> None:
+        self.db = db if isinstance(db, Database) else Database(db)
+        self.path = self.db.path
+        self.db.ensure_schema(
+            "graph",
+            [
+                *_SCHEMA.split(";"),
+                f"INSERT OR REPLACE INTO g_meta VALUES ('schema', '{SCHEMA_VERSION}')",
+            ],
+            check=f"SELECT 1 FROM g_meta WHERE key='schema' AND value='{SCHEMA_VERSION}'",
+        )
 
     def describe(self) -> str:
-        return f"sqlite:{self.path}"
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = connect(self.path)
-                self._ensure_schema(conn)
-            except sqlite3.Error as exc:
-                raise BackendUnavailable(
-                    f"cannot open the memory database {self.path}: {exc}"
-                ) from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        row = None
-        with suppress(sqlite3.OperationalError):
-            row = conn.execute("SELECT value FROM g_meta WHERE key='schema'").fetchone()
-        if row and int(row[0]) == SCHEMA_VERSION:
-            return
-        self._retry(lambda: self._create(conn))
-
-    @staticmethod
-    def _create(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT OR REPLACE INTO g_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    @staticmethod
-    def _retry(fn: Any) -> Any:
-        deadline = time.monotonic() + BUSY_DEADLINE_S
-        delay = 0.005
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.2)
+        return self.db.describe()
 
     @contextmanager
     def read(self) -> Iterator[_Tx]:
-        conn = self._conn()
-        self._retry(lambda: conn.execute("BEGIN"))
-        try:
+        with self.db.read() as conn:
             yield _Tx(conn)
-        finally:
-            conn.execute("COMMIT")
 
     @contextmanager
     def write(self) -> Iterator[_Tx]:
-        conn = self._conn()
-        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-        try:
+        with self.db.write() as conn:
             yield _Tx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            self._retry(lambda: conn.execute("COMMIT"))
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self.db.close()

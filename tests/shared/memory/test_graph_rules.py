@@ -7,26 +7,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pai_core.errors import Conflict, InvalidInput, NotFound
-from pai_membrane.graph.service import GraphService
-from pai_membrane.timeparse import iso
-from tests.servers.membrane.conftest import Clock
+from pai_core.memory.graph.service import GraphService
+from pai_core.memory.timeparse import iso
+from tests.shared.memory.conftest import Clock
+from tests.shared.memory.facts import fact_in, facts_in
 
 RUNS = {"subject": "MemBrane", "predicate": "RUNS_ON", "object": "inference01"}
 
 
 def test_identical_current_fact_is_idempotent(graph: GraphService, clock: Clock) -> None:
-    first = graph.remember(RUNS)
+    first = graph.remember(fact_in(RUNS))
     clock.advance(60)
-    again = graph.remember({**RUNS, "subject": "membrane"})
+    again = graph.remember(fact_in({**RUNS, "subject": "membrane"}))
     assert first.status == "written" and again.status == "unchanged"
     assert again.fact and first.fact and again.fact.id == first.fact.id
     assert graph.stats()["facts"] == 1
 
 
 def test_cardinality_one_supersedes_by_default(graph: GraphService, clock: Clock) -> None:
-    old = graph.remember(RUNS)
+    old = graph.remember(fact_in(RUNS))
     t = clock.advance(3600)
-    new = graph.remember({**RUNS, "object": "inference02"})
+    new = graph.remember(fact_in({**RUNS, "object": "inference02"}))
     assert new.status == "written"
     [c] = new.conflicts
     assert (c.rule, c.action) == ("cardinality-one", "superseded-existing")
@@ -40,17 +41,19 @@ def test_cardinality_one_supersedes_by_default(graph: GraphService, clock: Clock
 
 
 def test_predicate_alias_resolves_before_the_check(graph: GraphService, clock: Clock) -> None:
-    graph.remember(RUNS)
+    graph.remember(fact_in(RUNS))
     clock.advance(10)
-    res = graph.remember({"subject": "MEMBRANE", "predicate": "hosted on", "object": "gpu02"})
+    res = graph.remember(
+        fact_in({"subject": "MEMBRANE", "predicate": "hosted on", "object": "gpu02"})
+    )
     assert res.fact and res.fact.predicate == "RUNS_ON"
     assert res.conflicts[0].rule == "cardinality-one"
 
 
 def test_reject_policy_writes_nothing(graph: GraphService, clock: Clock) -> None:
-    graph.remember(RUNS)
+    graph.remember(fact_in(RUNS))
     clock.advance(10)
-    res = graph.remember({**RUNS, "object": "inference02"}, policy="reject")
+    res = graph.remember(fact_in({**RUNS, "object": "inference02"}), policy="reject")
     assert res.status == "rejected" and res.fact is None
     assert res.conflicts[0].action == "rejected"
     assert graph.stats() == {"facts": 1, "entities": 2}  # not even the new object entity
@@ -58,9 +61,9 @@ def test_reject_policy_writes_nothing(graph: GraphService, clock: Clock) -> None
 
 
 def test_flag_policy_keeps_both_and_opens_a_conflict(graph: GraphService, clock: Clock) -> None:
-    old = graph.remember(RUNS)
+    old = graph.remember(fact_in(RUNS))
     clock.advance(10)
-    new = graph.remember({**RUNS, "object": "inference02"}, policy="flag")
+    new = graph.remember(fact_in({**RUNS, "object": "inference02"}), policy="flag")
     [c] = new.conflicts
     assert c.action == "flagged" and c.conflict_id
     assert len(graph.get_entity("MemBrane").outgoing) == 2
@@ -75,9 +78,9 @@ def test_flag_policy_keeps_both_and_opens_a_conflict(graph: GraphService, clock:
 
 
 def test_resolve_keeping_existing_retracts_the_new(graph: GraphService, clock: Clock) -> None:
-    graph.remember(RUNS)
+    graph.remember(fact_in(RUNS))
     clock.advance(10)
-    c = graph.remember({**RUNS, "object": "x"}, policy="flag").conflicts[0]
+    c = graph.remember(fact_in({**RUNS, "object": "x"}), policy="flag").conflicts[0]
     graph.resolve_conflict(c.conflict_id or "", keep="existing")
     assert [f.object for f in graph.get_entity("MemBrane").outgoing] == ["inference01"]
     with pytest.raises(NotFound):
@@ -85,21 +88,21 @@ def test_resolve_keeping_existing_retracts_the_new(graph: GraphService, clock: C
 
 
 def test_many_valued_predicates_do_not_conflict(graph: GraphService) -> None:
-    graph.remember({"subject": "MemBrane", "predicate": "USES", "object": "SQLite"})
-    res = graph.remember({"subject": "MemBrane", "predicate": "USES", "object": "numpy"})
+    graph.remember(fact_in({"subject": "MemBrane", "predicate": "USES", "object": "SQLite"}))
+    res = graph.remember(fact_in({"subject": "MemBrane", "predicate": "USES", "object": "numpy"}))
     assert res.conflicts == [] and len(graph.get_entity("MemBrane").outgoing) == 2
 
 
 def test_unknown_predicates_are_many_and_normalised(graph: GraphService) -> None:
-    graph.remember({"subject": "A", "predicate": "talksTo", "object": "B"})
-    res = graph.remember({"subject": "A", "predicate": "talks to", "object": "C"})
+    graph.remember(fact_in({"subject": "A", "predicate": "talksTo", "object": "B"}))
+    res = graph.remember(fact_in({"subject": "A", "predicate": "talks to", "object": "C"}))
     assert res.fact and res.fact.predicate == "TALKS_TO" and res.conflicts == []
 
 
 def test_non_overlapping_intervals_do_not_conflict(graph: GraphService) -> None:
-    graph.remember({**RUNS, "valid_from": "2026-01-01", "valid_to": "2026-02-01"})
+    graph.remember(fact_in({**RUNS, "valid_from": "2026-01-01", "valid_to": "2026-02-01"}))
     res = graph.remember(
-        {**RUNS, "object": "gpu09", "valid_from": "2026-03-01", "valid_to": "2026-04-01"}
+        fact_in({**RUNS, "object": "gpu09", "valid_from": "2026-03-01", "valid_to": "2026-04-01"})
     )
     assert res.status == "written" and res.conflicts == []
     feb = graph.get_entity("MemBrane", as_of="2026-01-15")
@@ -110,8 +113,8 @@ def test_non_overlapping_intervals_do_not_conflict(graph: GraphService) -> None:
 
 
 def test_backfilled_older_fact_is_bounded_not_superseding(graph: GraphService) -> None:
-    graph.remember({**RUNS, "valid_from": "2026-04-01"})
-    res = graph.remember({**RUNS, "object": "oldbox", "valid_from": "2026-01-01"})
+    graph.remember(fact_in({**RUNS, "valid_from": "2026-04-01"}))
+    res = graph.remember(fact_in({**RUNS, "object": "oldbox", "valid_from": "2026-01-01"}))
     [c] = res.conflicts
     assert c.action == "bounded-new"
     assert res.fact and res.fact.valid_to == "2026-04-01T00:00:00.000Z"
@@ -122,21 +125,21 @@ def test_backfilled_older_fact_is_bounded_not_superseding(graph: GraphService) -
 
 
 def test_mutual_exclusion(graph: GraphService, clock: Clock) -> None:
-    graph.remember({"subject": "fw", "predicate": "ENABLED", "object": "ssh"})
+    graph.remember(fact_in({"subject": "fw", "predicate": "ENABLED", "object": "ssh"}))
     clock.advance(5)
-    res = graph.remember({"subject": "fw", "predicate": "DISABLED", "object": "ssh"})
+    res = graph.remember(fact_in({"subject": "fw", "predicate": "DISABLED", "object": "ssh"}))
     [c] = res.conflicts
     assert c.rule == "mutual-exclusion" and c.action == "superseded-existing"
-    other = graph.remember({"subject": "fw", "predicate": "DISABLED", "object": "telnet"})
+    other = graph.remember(fact_in({"subject": "fw", "predicate": "DISABLED", "object": "telnet"}))
     assert other.conflicts == []
 
 
 def test_defined_exclusions_are_symmetric(graph: GraphService, clock: Clock) -> None:
     graph.define_predicate("ALLOWS", exclusive_with=["DENIES"])
-    graph.remember({"subject": "policy", "predicate": "DENIES", "object": "guest"})
+    graph.remember(fact_in({"subject": "policy", "predicate": "DENIES", "object": "guest"}))
     clock.advance(1)
     res = graph.remember(
-        {"subject": "policy", "predicate": "ALLOWS", "object": "guest"}, policy="reject"
+        fact_in({"subject": "policy", "predicate": "ALLOWS", "object": "guest"}), policy="reject"
     )
     assert res.status == "rejected"
     preds = {p.name: p for p in graph.list_predicates()}
@@ -145,9 +148,13 @@ def test_defined_exclusions_are_symmetric(graph: GraphService, clock: Clock) -> 
 
 def test_define_predicate_cardinality_and_aliases(graph: GraphService, clock: Clock) -> None:
     graph.define_predicate("scheduled on", "one", aliases=["planned for"])
-    graph.remember({"subject": "release", "predicate": "SCHEDULED_ON", "value": "2026-12-01"})
+    graph.remember(
+        fact_in({"subject": "release", "predicate": "SCHEDULED_ON", "value": "2026-12-01"})
+    )
     clock.advance(1)
-    res = graph.remember({"subject": "release", "predicate": "planned for", "value": "2026-12-08"})
+    res = graph.remember(
+        fact_in({"subject": "release", "predicate": "planned for", "value": "2026-12-08"})
+    )
     assert res.fact and res.fact.predicate == "SCHEDULED_ON"
     assert res.conflicts[0].rule == "cardinality-one"
     with pytest.raises(Conflict):
@@ -155,8 +162,8 @@ def test_define_predicate_cardinality_and_aliases(graph: GraphService, clock: Cl
 
 
 def test_aliases_and_merge(graph: GraphService, clock: Clock) -> None:
-    graph.remember(RUNS)
-    graph.remember({"subject": "Mem Brane", "predicate": "USES", "object": "SQLite"})
+    graph.remember(fact_in(RUNS))
+    graph.remember(fact_in({"subject": "Mem Brane", "predicate": "USES", "object": "SQLite"}))
     with pytest.raises(Conflict, match="merge_entities"):
         graph.add_alias("MemBrane", "mem brane")
     clock.advance(1)
@@ -172,8 +179,8 @@ def test_aliases_and_merge(graph: GraphService, clock: Clock) -> None:
 
 
 def test_merge_retracts_duplicates(graph: GraphService, clock: Clock) -> None:
-    graph.remember({"subject": "api", "predicate": "USES", "object": "redis"})
-    graph.remember({"subject": "api-svc", "predicate": "USES", "object": "redis"})
+    graph.remember(fact_in({"subject": "api", "predicate": "USES", "object": "redis"}))
+    graph.remember(fact_in({"subject": "api-svc", "predicate": "USES", "object": "redis"}))
     clock.advance(1)
     res = graph.merge_entities("api-svc", "api")
     assert res.duplicates_retracted == 1
@@ -181,7 +188,7 @@ def test_merge_retracts_duplicates(graph: GraphService, clock: Clock) -> None:
 
 
 def test_retract_keeps_history(graph: GraphService, clock: Clock) -> None:
-    fact = graph.remember(RUNS).fact
+    fact = graph.remember(fact_in(RUNS)).fact
     assert fact
     clock.advance(1)
     gone = graph.retract(fact.id, "was a typo")
@@ -197,7 +204,7 @@ def test_retract_keeps_history(graph: GraphService, clock: Clock) -> None:
 
 def test_query_and_pagination(graph: GraphService) -> None:
     graph.remember_many(
-        [{"subject": "svc", "predicate": "USES", "object": f"lib{i}"} for i in range(7)]
+        facts_in([{"subject": "svc", "predicate": "USES", "object": f"lib{i}"} for i in range(7)])
     )
     page = graph.query(subject="svc", limit=5)
     assert len(page.facts) == 5 and page.next_offset == 5
@@ -210,12 +217,14 @@ def test_query_and_pagination(graph: GraphService) -> None:
 
 def test_traverse(graph: GraphService) -> None:
     graph.remember_many(
-        [
-            {"subject": "MemBrane", "predicate": "RUNS_ON", "object": "inference01"},
-            {"subject": "inference01", "predicate": "LOCATED_IN", "object": "rack3"},
-            {"subject": "rack3", "predicate": "PART_OF", "object": "dc-east"},
-            {"subject": "MemBrane", "predicate": "USES", "object": "SQLite"},
-        ]
+        facts_in(
+            [
+                {"subject": "MemBrane", "predicate": "RUNS_ON", "object": "inference01"},
+                {"subject": "inference01", "predicate": "LOCATED_IN", "object": "rack3"},
+                {"subject": "rack3", "predicate": "PART_OF", "object": "dc-east"},
+                {"subject": "MemBrane", "predicate": "USES", "object": "SQLite"},
+            ]
+        )
     )
     two = graph.traverse("MemBrane", depth=2)
     names = {n["name"]: n["depth"] for n in two.nodes}
@@ -226,12 +235,12 @@ def test_traverse(graph: GraphService) -> None:
 
 def test_timeline_groups_by_project(graph: GraphService, clock: Clock) -> None:
     graph.remember(
-        {"subject": "PAI", "subject_type": "project", "predicate": "USES", "object": "MCP"}
+        fact_in({"subject": "PAI", "subject_type": "project", "predicate": "USES", "object": "MCP"})
     )
-    graph.remember({"subject": "dns server", "predicate": "PART_OF", "object": "PAI"})
+    graph.remember(fact_in({"subject": "dns server", "predicate": "PART_OF", "object": "PAI"}))
     clock.advance(7 * 86400)
-    graph.remember({"subject": "dns server", "predicate": "HAS_STATUS", "value": "done"})
-    graph.remember({"subject": "garden", "predicate": "HAS_STATUS", "value": "watered"})
+    graph.remember(fact_in({"subject": "dns server", "predicate": "HAS_STATUS", "value": "done"}))
+    graph.remember(fact_in({"subject": "garden", "predicate": "HAS_STATUS", "value": "watered"}))
     recent = graph.timeline(since=iso(clock.now - 3600) or "")
     groups = {g.group: g for g in recent.groups}
     assert set(groups) == {"PAI", "garden"}
@@ -273,28 +282,30 @@ def test_bad_input_names_the_field_and_writes_nothing(
     graph: GraphService, item: dict[str, object], field: str
 ) -> None:
     with pytest.raises(InvalidInput) as info:
-        graph.remember(item)
+        graph.remember(fact_in(item))
     assert info.value.details["field"] == field
     assert graph.stats() == {"facts": 0, "entities": 0}
 
 
 def test_batch_is_all_or_nothing(graph: GraphService, clock: Clock) -> None:
-    graph.remember(RUNS)
+    graph.remember(fact_in(RUNS))
     clock.advance(1)
     batch = [
         {"subject": "A", "predicate": "USES", "object": "B"},
         {**RUNS, "object": "elsewhere"},
     ]
-    res = graph.remember_many(batch, policy="reject")
+    res = graph.remember_many(facts_in(batch), policy="reject")
     assert res.status == "rejected" and res.written == 0
     assert [r.status for r in res.results] == ["rejected", "rejected"]
     assert graph.stats()["facts"] == 1
     with pytest.raises(InvalidInput):
         graph.remember_many(
-            [
-                {"subject": "C", "predicate": "USES", "object": "D"},
-                {"subject": "", "predicate": "USES", "object": "D"},
-            ]
+            facts_in(
+                [
+                    {"subject": "C", "predicate": "USES", "object": "D"},
+                    {"subject": "", "predicate": "USES", "object": "D"},
+                ]
+            )
         )
     assert graph.stats()["facts"] == 1  # the valid first item was rolled back too
 
@@ -309,7 +320,7 @@ def test_cardinality_one_leaves_exactly_one_current_fact(
     subject = f"svc-{clock.now}"
     for obj in objects:
         clock.advance(1)
-        graph.remember({"subject": subject, "predicate": "RUNS_ON", "object": obj})
+        graph.remember(fact_in({"subject": subject, "predicate": "RUNS_ON", "object": obj}))
     current = graph.get_entity(subject).outgoing
     assert [f.object for f in current] == [objects[-1]]
     history = graph.get_entity(subject, include_history=True).outgoing

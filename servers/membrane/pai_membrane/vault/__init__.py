@@ -1,1 +1,0 @@
-"""The file layer of MemBrane: an Obsidian-compatible Markdown vault (files are the truth)."""

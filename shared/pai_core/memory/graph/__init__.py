@@ -1,0 +1,1 @@
+"""The bi-temporal fact graph with conflict detection (see ``service`` and ``rules``)."""

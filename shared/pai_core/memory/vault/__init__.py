@@ -1,0 +1,1 @@
+"""The file layer of the memory: an Obsidian-compatible Markdown vault (files are the truth)."""
