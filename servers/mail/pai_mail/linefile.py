@@ -9,9 +9,9 @@ Before the rename it checks that nobody changed the file without the lock since 
 editor, a script); if so it re-reads and applies the change again. Lines the change does not
 touch are kept byte for byte.
 
-Dovecot notices a new passwd-file by its whole-second mtime or its size: when a write lands in
-the same second as the previous one, the new file's mtime is moved to the next second so the
-change can never be missed.
+Dovecot notices a new passwd-file by its whole-second mtime or its size: when a write of the
+same size lands in the same second as the previous one (a password hash replaced by another),
+the new file's mtime is moved to the next second so the change can never be missed.
 """
 
 from __future__ import annotations
@@ -111,11 +111,12 @@ class LineFile:
     def _replace(self, snap: Snapshot, lines: list[str]) -> bool:
         directory = self.path.parent
         st = self.path.stat()
+        data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
         fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
-                fh.write("".join(line + "\n" for line in lines))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fchmod(fh.fileno(), st.st_mode & 0o7777)
                 # Not root: the file keeps our owner, and its mode.
@@ -123,7 +124,7 @@ class LineFile:
                     os.fchown(fh.fileno(), st.st_uid, st.st_gid)
                 os.fsync(fh.fileno())
             old_second = snap.stamp[2] // 1_000_000_000
-            if int(time.time()) <= old_second:
+            if int(time.time()) <= old_second and len(data) == snap.stamp[1]:
                 later = (old_second + 1) * 1_000_000_000
                 os.utime(tmp, ns=(later, later))
             if _stamp(self.path) != snap.stamp:

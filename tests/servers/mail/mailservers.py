@@ -13,7 +13,6 @@ import grp
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -216,11 +215,10 @@ class MailStack:
         dovecot = find_binary("dovecot")
         assert dovecot is not None
         started = time.monotonic()
-        self.dovecot = subprocess.Popen(
-            [dovecot, "-F", "-c", str(self.dovecot_conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.directory / "dovecot.stderr").open("wb"),
-        )
+        with (self.directory / "dovecot.stderr").open("wb") as err:
+            self.dovecot = subprocess.Popen(
+                [dovecot, "-F", "-c", str(self.dovecot_conf)], stdout=subprocess.DEVNULL, stderr=err
+            )
         for port in (self.auth_port, self.imap_port, self.lmtp_port):
             _wait(port, self.dovecot, self.directory / "dovecot.log")
         self.started_s["dovecot"] = time.monotonic() - started
@@ -234,11 +232,10 @@ class MailStack:
         master = find_binary("master")
         assert master is not None
         started = time.monotonic()
-        self.postfix = subprocess.Popen(
-            [master, "-c", str(self.postfix_dir), "-s"],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.directory / "postfix.stderr").open("wb"),
-        )
+        with (self.directory / "postfix.stderr").open("wb") as err:
+            self.postfix = subprocess.Popen(
+                [master, "-c", str(self.postfix_dir), "-s"], stdout=subprocess.DEVNULL, stderr=err
+            )
         _wait(self.submission_port, self.postfix, self.directory / "log" / "postfix.log")
         self.started_s["postfix"] = time.monotonic() - started
 
@@ -343,9 +340,3 @@ def start_stack(directory: Path, domains: list[str] | None = None) -> MailStack:
         stack.stop()
         raise
     return stack
-
-
-def smtp_banner(port: int) -> bytes:
-    """The first line a server sends on ``port`` (for tests that check a listener)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        return sock.recv(200)
