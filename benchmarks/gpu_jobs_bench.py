@@ -1,0 +1,170 @@
+"""GPU jobs: dispatch overhead at 1k/10k queued, throughput and fairness over 4 simulated GPUs
+against the ideal and against sending the same work straight to the workers, and proxy overhead."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from pai_gpu_jobs.compose import build_service, open_ledger  # noqa: E402
+from pai_gpu_jobs.ledger import Job, SlotSpec  # noqa: E402
+from tests.conftest import free_port, stop_process, wait_for_port  # noqa: E402
+from tests.servers.gpu_jobs.conftest import settings_for, start_worker, wait_all  # noqa: E402
+
+
+def job(i: int, client: str) -> Job:
+    return Job(id="", kind="llm.generate", family="llm", client=client, model="m",
+               params={"prompt": f"p{i}", "options": {}})  # fmt: skip
+
+
+def dispatch_overhead(tmp: Path, queued: int, samples: int) -> dict[str, float]:
+    ledger = open_ledger(settings_for(tmp / f"d{queued}", []))
+    for i in range(queued):
+        ledger.submit(job(i, f"c{i % 4}"))
+    slots = [SlotSpec(f"w{g}", "llm", str(g), 1, frozenset({"m"})) for g in range(4)]
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        (claimed,) = ledger.dispatch("bench", slots, limit=1)
+        times.append((time.perf_counter() - t0) * 1000)
+        ledger.finish(claimed.id, claimed.attempt, "bench", "succeeded", {"text": ""})
+    times.sort()
+    return {"median_ms": statistics.median(times), "p95_ms": times[int(len(times) * 0.95)]}
+
+
+def jain(xs: list[float]) -> float:
+    return sum(xs) ** 2 / (len(xs) * sum(x * x for x in xs))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pai-gpu-bench-"))
+    os.environ["PAI_HOME"] = str(tmp / "home")
+    latency, conc = 0.05, 2
+    demand = {"a": 10, "b": 40, "c": 80, "d": 160} if not args.quick else {"a": 5, "b": 10, "c": 20, "d": 40}
+    workers = [start_worker(f"gpu{g}", "ollama", str(g), ["m"], latency) for g in range(4)]
+    proxy = None
+    try:
+        wait_all(workers)
+        result: dict[str, object] = {}
+        samples = 100 if args.quick else 300
+        result["dispatch_1k"] = dispatch_overhead(tmp, 1000, samples)
+        result["dispatch_10k"] = dispatch_overhead(tmp, 1000 if args.quick else 10000, samples)
+
+        configs = [{"name": w.name, "url": w.url, "kind": "ollama", "gpu": w.gpu,
+                    "concurrency": conc} for w in workers]  # fmt: skip
+        svc = build_service(settings_for(tmp / "run", configs, remember=False))
+        svc.manager.start()
+        total = sum(demand.values())
+        t0 = time.perf_counter()
+        ids = [
+            (c, svc.submit_llm("m", prompt=f"{c}{i}", client=c).job_id)
+            for i in range(max(demand.values()))
+            for c, n in demand.items()
+            if i < n
+        ]
+        while True:
+            views = [svc.status(j) for _, j in ids]
+            if all(v.state == "succeeded" for v in views):
+                break
+            time.sleep(0.02)
+        wall = time.perf_counter() - t0
+        svc.manager.stop()
+        ideal = total * latency / (len(workers) * conc)
+        per_gpu = Counter(v.gpu for v in views)
+        first_drained = min(max(v.finished_at for v in views if v.client == c) for c in demand)
+        got = Counter(v.client for v in views if v.finished_at <= first_drained)
+        result["throughput"] = {
+            "jobs": total, "wall_s": wall, "ideal_s": ideal, "vs_ideal": ideal / wall,
+            "per_gpu_max": max(per_gpu.values()), "per_gpu_min": min(per_gpu.values()),
+        }  # fmt: skip
+        result["fairness"] = {
+            "demand": demand, "served_while_all_waiting": dict(got),
+            "jain": jain([float(got[c]) for c in demand]),
+        }  # fmt: skip
+
+        clients = [httpx.Client(base_url=w.url) for w in workers]
+
+        def direct(i: int) -> None:
+            clients[i % 4].post("/api/generate", json={"model": "m", "prompt": f"d{i}", "stream": False})
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(len(workers) * conc) as pool:
+            list(pool.map(direct, range(total)))
+        result["direct"] = {"wall_s": time.perf_counter() - t0, "jobs": total}
+
+        for w in workers:
+            httpx.post(f"{w.url}/_control", json={"latency": 0.0})
+        port = free_port()
+        env = {**os.environ, "PAI_GPU_JOBS_WORKERS": json.dumps(configs[:1]),
+               "PAI_GPU_JOBS_DATA_DIR": str(tmp / "proxy"), "PAI_GPU_JOBS_POLL_S": "0.002",
+               "PAI_GPU_JOBS_REMEMBER": "false"}  # fmt: skip
+        proxy = subprocess.Popen([str(Path(sys.executable).parent / "pai"), "gpu_jobs", "proxy",
+                                  "--port", str(port)], env=env, stderr=subprocess.DEVNULL)  # fmt: skip
+        wait_for_port(port, proxy)
+        body = {"model": "m", "prompt": "x", "stream": False}
+
+        def timed(url: str, n: int) -> float:
+            with httpx.Client() as c:
+                c.post(url, json=body)
+                ts = []
+                for _ in range(n):
+                    t = time.perf_counter()
+                    c.post(url, json=body).raise_for_status()
+                    ts.append((time.perf_counter() - t) * 1000)
+            return statistics.median(ts)
+
+        n = 30 if args.quick else 100
+        straight = timed(f"{workers[0].url}/api/generate", n)
+        via = timed(f"http://127.0.0.1:{port}/api/generate", n)
+        result["proxy"] = {"direct_ms": straight, "proxy_ms": via, "overhead_ms": via - straight}
+    finally:
+        if proxy is not None:
+            stop_process(proxy)
+        for w in workers:
+            stop_process(w.proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "gpu_jobs.json").write_text(json.dumps(result, indent=2) + "\n")
+    d1, d10 = result["dispatch_1k"], result["dispatch_10k"]
+    th, fa, di, px = result["throughput"], result["fairness"], result["direct"], result["proxy"]
+    lines = [
+        "### gpu_jobs",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| dispatch, 1k queued (median / p95) | {d1['median_ms']:.2f} / {d1['p95_ms']:.2f} ms | ≤ 2 ms |",
+        f"| dispatch, 10k queued (median / p95) | {d10['median_ms']:.2f} / {d10['p95_ms']:.2f} ms | ≤ 2 ms |",
+        f"| throughput, 4 GPUs × {conc} slots, {th['jobs']} jobs of {latency * 1000:.0f} ms | {th['wall_s']:.2f} s = {th['vs_ideal']:.2f}× ideal ({th['ideal_s']:.2f} s) | ≥ 0.9× |",
+        f"| same jobs straight to the workers (no manager) | {di['wall_s']:.2f} s | — |",
+        f"| jobs per GPU max / min | {th['per_gpu_max']} / {th['per_gpu_min']} | — |",
+        f"| Jain's index, 4 clients demanding {list(demand.values())} | {fa['jain']:.3f} (served while all waited: {fa['served_while_all_waiting']}) | ≥ 0.95 |",
+        f"| proxy overhead per Ollama request (median) | {px['overhead_ms']:.2f} ms ({px['proxy_ms']:.2f} vs {px['direct_ms']:.2f} direct) | ≤ 5 ms |",
+    ]  # fmt: skip
+    (out / "gpu_jobs.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
