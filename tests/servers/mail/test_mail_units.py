@@ -146,7 +146,8 @@ def test_writes_in_one_second_still_change_the_whole_second_mtime(tmp_path: Path
     lf = LineFile(path)
     stamps = []
     for i in range(3):  # same size each time, like a password hash replaced by another
-        lf.update(lambda lines, i=i: [f"a:{i}::::::"])
+        line = f"a:{i}::::::"
+        lf.update(lambda _lines, line=line: [line])
         st = path.stat()
         stamps.append((st.st_mtime_ns // 1_000_000_000, st.st_size))
     assert len(set(stamps)) == 3  # Dovecot compares whole seconds and size: each write is seen
