@@ -43,8 +43,9 @@ def test_create_list_validate_delete_through_mcp(
                 await s.initialize()
                 tools = {t.name: t for t in (await s.list_tools()).tools}
                 assert set(tools) == TOOLS
-                assert tools["delete_account"].annotations.destructive_hint is True
-                assert tools["list_accounts"].annotations.read_only_hint is True
+                delete, listing = tools["delete_account"], tools["list_accounts"]
+                assert delete.annotations and delete.annotations.destructive_hint is True
+                assert listing.annotations and listing.annotations.read_only_hint is True
                 health = (await s.call_tool("health", {})).structured_content
                 assert health["status"] == "ok", health
                 created = await s.call_tool(

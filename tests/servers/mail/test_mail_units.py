@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -140,14 +141,17 @@ def test_a_change_made_by_hand_during_a_write_is_merged_not_clobbered(tmp_path: 
     ]
 
 
+def _replace_all_with(line: str) -> Callable[[list[str]], list[str]]:
+    return lambda _lines: [line]
+
+
 def test_writes_in_one_second_still_change_the_whole_second_mtime(tmp_path: Path) -> None:
     path = tmp_path / "passwd"
     path.write_text("a:x::::::\n")
     lf = LineFile(path)
     stamps = []
     for i in range(3):  # same size each time, like a password hash replaced by another
-        line = f"a:{i}::::::"
-        lf.update(lambda _lines, line=line: [line])
+        lf.update(_replace_all_with(f"a:{i}::::::"))
         st = path.stat()
         stamps.append((st.st_mtime_ns // 1_000_000_000, st.st_size))
     assert len(set(stamps)) == 3  # Dovecot compares whole seconds and size: each write is seen
