@@ -59,7 +59,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pai-gpu-bench-"))
     os.environ["PAI_HOME"] = str(tmp / "home")
     latency, conc = 0.05, 2
-    demand = {"a": 10, "b": 40, "c": 80, "d": 160} if not args.quick else {"a": 5, "b": 10, "c": 20, "d": 40}
+    demand = (
+        {"a": 10, "b": 40, "c": 80, "d": 160}
+        if not args.quick
+        else {"a": 5, "b": 10, "c": 20, "d": 40}
+    )
     workers = [start_worker(f"gpu{g}", "ollama", str(g), ["m"], latency) for g in range(4)]
     proxy = None
     try:
@@ -104,7 +108,9 @@ def main() -> int:
         clients = [httpx.Client(base_url=w.url) for w in workers]
 
         def direct(i: int) -> None:
-            clients[i % 4].post("/api/generate", json={"model": "m", "prompt": f"d{i}", "stream": False})
+            clients[i % 4].post(
+                "/api/generate", json={"model": "m", "prompt": f"d{i}", "stream": False}
+            )
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(len(workers) * conc) as pool:

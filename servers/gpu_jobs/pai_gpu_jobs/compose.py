@@ -53,19 +53,48 @@ def job_facts(job: Job) -> list[ChangeFact]:
     """What a succeeded job produced, and with what, as facts for the shared memory."""
     subject = f"GPU job {job.id}"
     facts = [
-        ChangeFact(subject, "RAN_ON", object=f"Worker {job.worker}", subject_type="gpu_job",
-                   object_type="gpu_worker"),
-        ChangeFact(f"Worker {job.worker}", "ON_GPU", object=f"GPU {job.gpu}",
-                   subject_type="gpu_worker", object_type="gpu"),
-        ChangeFact(subject, "REQUESTED_BY", object=f"Client {job.client}",
-                   subject_type="gpu_job", object_type="client"),
+        ChangeFact(
+            subject,
+            "RAN_ON",
+            object=f"Worker {job.worker}",
+            subject_type="gpu_job",
+            object_type="gpu_worker",
+        ),
+        ChangeFact(
+            f"Worker {job.worker}",
+            "ON_GPU",
+            object=f"GPU {job.gpu}",
+            subject_type="gpu_worker",
+            object_type="gpu",
+        ),
+        ChangeFact(
+            subject,
+            "REQUESTED_BY",
+            object=f"Client {job.client}",
+            subject_type="gpu_job",
+            object_type="client",
+        ),
     ]
     if job.model:
-        facts.append(ChangeFact(subject, "USED_MODEL", object=f"Model {job.model}",
-                                subject_type="gpu_job", object_type="model"))
+        facts.append(
+            ChangeFact(
+                subject,
+                "USED_MODEL",
+                object=f"Model {job.model}",
+                subject_type="gpu_job",
+                object_type="model",
+            )
+        )
     for path in (job.result or {}).get("images", []):
-        facts.append(ChangeFact(f"Image {path}", "PRODUCED_BY", object=subject,
-                                subject_type="artefact", object_type="gpu_job"))
+        facts.append(
+            ChangeFact(
+                f"Image {path}",
+                "PRODUCED_BY",
+                object=subject,
+                subject_type="artefact",
+                object_type="gpu_job",
+            )
+        )
     return facts
 
 

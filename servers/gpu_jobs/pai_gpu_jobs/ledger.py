@@ -244,11 +244,7 @@ class Ledger:
             if job.deadline is not None and job.deadline <= now:
                 self._close(job, "failed", None, "deadline passed before a worker was free", now)
                 continue
-            fits = [
-                spec[name]
-                for name in free
-                if spec[name].serves(job) and name not in job.avoid
-            ]
+            fits = [spec[name] for name in free if spec[name].serves(job) and name not in job.avoid]
             if not fits:
                 continue
             best = min(
@@ -406,7 +402,9 @@ class Ledger:
             for job_id in self.store.queued_deadlines(now):
                 job = self.store.load(job_id)
                 if job is not None:
-                    self._close(job, "failed", None, "deadline passed before a worker was free", now)
+                    self._close(
+                        job, "failed", None, "deadline passed before a worker was free", now
+                    )
             return back
 
     def release(self, manager: str, job_ids: Sequence[str]) -> None:

@@ -233,10 +233,12 @@ class Manager:
             if isinstance(exc, WorkerFailed):
                 self.ledger.update_worker(str(job.worker), healthy=False, reason=str(exc))
             streamed = job.id in self.sinks
-            state = self.ledger.retry(
+            after = self.ledger.retry(
                 job.id, job.attempt, self.id, str(exc), self.slots(), self.max_attempts
             )
-            log.info("job %s on %s: %s -> %s (streamed=%s)", job.id, job.worker, exc, state, streamed)
+            log.info(
+                "job %s on %s: %s -> %s (streamed=%s)", job.id, job.worker, exc, after, streamed
+            )
         except Exception as exc:  # a bug must not leave the job running forever
             log.exception("job %s crashed", job.id)
             self.ledger.finish(job.id, job.attempt, self.id, "failed", error=f"internal: {exc}")

@@ -37,7 +37,7 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "pai:gpu_jobs", lock_wait_s: float = 30.0) -> None:
         import redis
 
-        self.r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+        self.r: Any = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
         self.p = prefix
         self.lock_wait_s = lock_wait_s
         self._local = threading.local()
@@ -151,9 +151,7 @@ class RedisStore:
     def renew(self, manager: str, job_ids: Sequence[str], expires_at: float) -> None:
         for lease in self.leases():
             if lease.job_id in job_ids and lease.manager == manager:
-                self.put_lease(
-                    Lease(lease.job_id, lease.worker, manager, lease.client, expires_at)
-                )
+                self.put_lease(Lease(lease.job_id, lease.worker, manager, lease.client, expires_at))
 
     def served(self, clients: Sequence[str]) -> dict[str, int]:
         if not clients:

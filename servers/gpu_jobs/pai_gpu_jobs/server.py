@@ -61,7 +61,9 @@ def _probe(settings: GpuJobsSettings) -> dict[str, Any]:
         "configured": not problems,
         "problems": problems,
         "details": {
-            "workers": [{"name": w.name, "kind": w.kind, "gpu": w.gpu_label} for w in settings.workers]
+            "workers": [
+                {"name": w.name, "kind": w.kind, "gpu": w.gpu_label} for w in settings.workers
+            ]
         },
     }
 

@@ -64,7 +64,9 @@ class GpuJobsService:
         if not -100 <= priority <= 100:
             raise InvalidInput("priority must be between -100 and 100", field="priority")
         if deadline_s is not None and deadline_s <= 0:
-            raise InvalidInput("deadline_s must be a positive number of seconds", field="deadline_s")
+            raise InvalidInput(
+                "deadline_s must be a positive number of seconds", field="deadline_s"
+            )
         if key is not None and not 1 <= len(key) <= 200:
             raise InvalidInput("idempotency_key must be 1-200 characters", field="idempotency_key")
         name = client or self.limits.default_client
@@ -119,7 +121,9 @@ class GpuJobsService:
             params["messages"] = [m.model_dump() for m in messages]
         else:
             kind, params["prompt"], params["system"] = "llm.generate", prompt, system
-        job = Job(id="", kind=kind, family="llm", model=model, params=params, pinned=pinned, **common)
+        job = Job(
+            id="", kind=kind, family="llm", model=model, params=params, pinned=pinned, **common
+        )
         return self._queue(job, sink)
 
     def submit_image(
@@ -201,7 +205,7 @@ class GpuJobsService:
             self.manager.sinks[job.id] = sink
         stored, duplicate = self.ledger.submit(job)
         self.manager.wake()
-        return Submitted(job_id=stored.id, state=stored.state, duplicate=duplicate)  # type: ignore[arg-type]
+        return Submitted(job_id=stored.id, state=stored.state, duplicate=duplicate)
 
     # ------------------------------------------------------------------ jobs
     def _job(self, job_id: str) -> Job:
@@ -213,7 +217,9 @@ class GpuJobsService:
     def status(self, job_id: str) -> JobView:
         return view(self._job(job_id))
 
-    async def wait(self, job_id: str, timeout_s: float, progress: Progress | None = None) -> JobView:
+    async def wait(
+        self, job_id: str, timeout_s: float, progress: Progress | None = None
+    ) -> JobView:
         """Poll until the job finishes or ``timeout_s`` passes (then return it as it is)."""
         self.manager.start()
         deadline = time.monotonic() + timeout_s
@@ -258,7 +264,8 @@ class GpuJobsService:
         job = self._job(job_id)
         if job.state not in FINISHED:
             raise Conflict(
-                f"job {job_id} is {job.state}", hint="Cancel it or wait for it; nothing was removed."
+                f"job {job_id} is {job.state}",
+                hint="Cancel it or wait for it; nothing was removed.",
             )
         removed = self.manager.workspaces.remove(job_id)
         entry = self.audit.append("gpu_jobs.cleanup", job=job_id, removed=len(removed))
@@ -367,9 +374,9 @@ def view(job: Job) -> JobView:
     p = job.params
     return JobView(
         job_id=job.id,
-        kind=job.kind,  # type: ignore[arg-type]
+        kind=job.kind,
         client=job.client,
-        state=job.state,  # type: ignore[arg-type]
+        state=job.state,
         model=job.model,
         priority=job.priority,
         tier=p.get("tier"),

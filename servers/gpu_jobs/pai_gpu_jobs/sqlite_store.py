@@ -43,10 +43,30 @@ SCHEMA = [
         pid INTEGER NOT NULL, heartbeat REAL NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 ]
-COLUMNS = (
-    "seq id kind family client model params priority idem deadline pinned state attempt worker "
-    "gpu avoid submitted_at started_at finished_at result error cancel"
-).split()
+COLUMNS = [
+    "seq",
+    "id",
+    "kind",
+    "family",
+    "client",
+    "model",
+    "params",
+    "priority",
+    "idem",
+    "deadline",
+    "pinned",
+    "state",
+    "attempt",
+    "worker",
+    "gpu",
+    "avoid",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "result",
+    "error",
+    "cancel",
+]
 _JSON = {"params", "avoid", "result"}
 _FILTERS = {"state", "client", "kind", "worker", "model"}
 
@@ -183,7 +203,9 @@ class SqliteStore:
         )
 
     def heartbeat(self, manager: str, host: str, pid: int, at: float) -> None:
-        self.c.execute("INSERT OR REPLACE INTO managers VALUES (?, ?, ?, ?)", (manager, host, pid, at))
+        self.c.execute(
+            "INSERT OR REPLACE INTO managers VALUES (?, ?, ?, ?)", (manager, host, pid, at)
+        )
 
     def managers(self) -> list[tuple[str, str, int, float]]:
         rows = self.c.execute("SELECT id, host, pid, heartbeat FROM managers")

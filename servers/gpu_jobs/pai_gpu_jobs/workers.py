@@ -15,6 +15,7 @@ so the manager retries the job on another worker; :class:`Stopped` means cancel 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -174,7 +175,7 @@ class OllamaClient(WorkerClient):
             raise WorkerFailed(f"{self.cfg.name}: {path} broke off: {exc!r}") from exc
         if not last.get("done"):
             raise WorkerFailed(f"{self.cfg.name}: {path} ended before its final chunk")
-        info = {
+        info: dict[str, Any] = {
             k: last[k]
             for k in ("done_reason", "eval_count", "prompt_eval_count", "total_duration")
             if k in last
@@ -229,10 +230,8 @@ class A1111Client(WorkerClient):
         return Output(images=images, info={"seed": parsed.get("seed"), "steps": p["steps"]})
 
     def interrupt(self) -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             self.http.post("/sdapi/v1/interrupt", timeout=5)
-        except httpx.HTTPError:
-            pass
 
 
 class ComfyUIClient(WorkerClient):
@@ -252,7 +251,10 @@ class ComfyUIClient(WorkerClient):
         seed = p.get("seed")
         return {
             "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": job.model}},
-            "6": {"class_type": "CLIPTextEncode", "inputs": {"text": p["prompt"], "clip": ["4", 1]}},
+            "6": {
+                "class_type": "CLIPTextEncode",
+                "inputs": {"text": p["prompt"], "clip": ["4", 1]},
+            },
             "7": {
                 "class_type": "CLIPTextEncode",
                 "inputs": {"text": p.get("negative_prompt", ""), "clip": ["4", 1]},
@@ -330,10 +332,8 @@ class ComfyUIClient(WorkerClient):
             pass
 
     def interrupt(self) -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             self.http.post("/interrupt", timeout=5)
-        except httpx.HTTPError:
-            pass
 
 
 KINDS: dict[str, type[WorkerClient]] = {

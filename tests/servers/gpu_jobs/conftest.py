@@ -166,7 +166,9 @@ def wait_done(svc: Any, job_ids: list[str], timeout: float = 20) -> list[Any]:
     deadline = time.monotonic() + timeout
     while True:
         views = [svc.status(j) for j in job_ids]
-        if all(v.state in ("succeeded", "failed", "cancelled") and not v.memory_pending for v in views):
+        if all(
+            v.state in ("succeeded", "failed", "cancelled") and not v.memory_pending for v in views
+        ):
             return views
         if time.monotonic() > deadline:
             raise TimeoutError([(v.job_id, v.state) for v in views])

@@ -131,8 +131,12 @@ async def ollama_run(request: Request) -> Response:
             out["response"] = text
         out["done"] = done
         if done:
-            out.update(done_reason="stop", eval_count=len(tokens), prompt_eval_count=1,
-                       total_duration=int(S.latency * 1e9))
+            out.update(
+                done_reason="stop",
+                eval_count=len(tokens),
+                prompt_eval_count=1,
+                total_duration=int(S.latency * 1e9),
+            )
         return (json.dumps(out) + "\n").encode()
 
     async def stream() -> Any:
@@ -175,7 +179,10 @@ def images_for(body: dict[str, Any]) -> list[bytes]:
 
 async def a1111_models(_: Request) -> Response:
     return JSONResponse(
-        [{"title": f"{m}.safetensors", "model_name": m, "hash": "0", "filename": m} for m in S.models]
+        [
+            {"title": f"{m}.safetensors", "model_name": m, "hash": "0", "filename": m}
+            for m in S.models
+        ]
     )
 
 
@@ -211,8 +218,10 @@ async def a1111_progress(_: Request) -> Response:
 
 async def a1111_memory(_: Request) -> Response:
     return JSONResponse(
-        {"ram": {"free": 1, "used": 1, "total": 2},
-         "cuda": {"system": {"free": 10, "used": 6, "total": 16}, "gpu": S.gpu}}
+        {
+            "ram": {"free": 1, "used": 1, "total": 2},
+            "cuda": {"system": {"free": 10, "used": 6, "total": 16}, "gpu": S.gpu},
+        }
     )
 
 
@@ -242,8 +251,12 @@ async def comfy_prompt(request: Request) -> Response:
     async def run() -> None:
         try:
             await asyncio.sleep(S.latency)
-            body = {"width": latent["width"], "height": latent["height"],
-                    "batch_size": latent["batch_size"], "seed": sampler["seed"]}
+            body = {
+                "width": latent["width"],
+                "height": latent["height"],
+                "batch_size": latent["batch_size"],
+                "seed": sampler["seed"],
+            }
             refs = []
             for i, blob in enumerate(images_for(body)):
                 name = f"{prompt_id}_{i:05d}_.png"
@@ -276,9 +289,18 @@ async def comfy_view(request: Request) -> Response:
 
 async def comfy_stats(_: Request) -> Response:
     return JSONResponse(
-        {"system": {"os": "posix", "comfyui_version": "fake"},
-         "devices": [{"name": f"fake gpu {S.gpu}", "type": "cuda", "index": 0,
-                      "vram_total": 16, "vram_free": 10}]}
+        {
+            "system": {"os": "posix", "comfyui_version": "fake"},
+            "devices": [
+                {
+                    "name": f"fake gpu {S.gpu}",
+                    "type": "cuda",
+                    "index": 0,
+                    "vram_total": 16,
+                    "vram_free": 10,
+                }
+            ],
+        }
     )
 
 
@@ -299,8 +321,15 @@ async def control(request: Request) -> Response:
 
 async def stats(_: Request) -> Response:
     return JSONResponse(
-        {"jobs": S.jobs, "running": S.running, "max_running": S.max_running, "steps": S.steps,
-         "prompts": S.prompts, "interrupts": S.interrupts, "gpu": S.gpu}
+        {
+            "jobs": S.jobs,
+            "running": S.running,
+            "max_running": S.max_running,
+            "steps": S.steps,
+            "prompts": S.prompts,
+            "interrupts": S.interrupts,
+            "gpu": S.gpu,
+        }
     )
 
 

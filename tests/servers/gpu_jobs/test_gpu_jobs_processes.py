@@ -161,7 +161,9 @@ def test_two_managers_on_one_redis_never_exceed_a_workers_limit(
     configs = [o0.config(), o1.config()]
     ledger = open_ledger(settings_for(tmp_path, configs, redis_url=redis_url))
     ids = [ledger.submit(llm_job(i, client=f"c{i % 2}"))[0].id for i in range(20)]
-    assert ledger.describe().startswith("redis:") and redis_url.split("@")[0] not in ledger.describe()
+    assert (
+        ledger.describe().startswith("redis:") and redis_url.split("@")[0] not in ledger.describe()
+    )
     for n in range(2):  # separate data dirs: only Redis is shared
         managers.start(env_for(tmp_path / f"m{n}", configs, PAI_GPU_JOBS_REDIS_URL=redis_url))
     managers.wait()

@@ -67,7 +67,9 @@ def test_priority_orders_a_clients_jobs(workers, make_service):
 
 
 def test_worker_killed_mid_job_completes_elsewhere_with_one_result(spawn, make_service):
-    a, b = spawn(("a-dies", "ollama", "7", ["llama3"], 0.3), ("b-lives", "ollama", "8", ["llama3"], 0.05))
+    a, b = spawn(
+        ("a-dies", "ollama", "7", ["llama3"], 0.3), ("b-lives", "ollama", "8", ["llama3"], 0.05)
+    )
     a.control(die=True)
     svc = make_service([a.config(), b.config()])
     sub = svc.submit_llm("llama3", prompt="survive", idempotency_key="k-1")
@@ -109,12 +111,17 @@ def test_deadline_fails_a_job_that_cannot_start_in_time(workers, make_service):
 def test_tiers_arrive_as_steps_at_the_workers(workers, make_service):
     sd, comfy = workers["sd-2"], workers["comfy-4"]
     svc = make_service([sd.config()])
-    ids = [svc.submit_image("t", tier=t, width=64, height=64).job_id for t in ("draft", "standard", "high")]
+    ids = [
+        svc.submit_image("t", tier=t, width=64, height=64).job_id
+        for t in ("draft", "standard", "high")
+    ]
     ids.append(svc.submit_image("t", tier="draft", steps=7, width=64, height=64).job_id)
     wait_done(svc, ids)
     assert sorted(sd.stats()["steps"]) == [7, 20, 50, 100]
     svc2 = make_service([comfy.config()], data_dir=svc.manager.workspaces.root.parent / "c")
-    (v,) = wait_done(svc2, [svc2.submit_image("c", tier="high", width=64, height=72, count=2).job_id])
+    (v,) = wait_done(
+        svc2, [svc2.submit_image("c", tier="high", width=64, height=72, count=2).job_id]
+    )
     assert v.state == "succeeded" and comfy.stats()["steps"] == [100] and len(v.images) == 2
 
 
@@ -171,7 +178,9 @@ def test_gpu_status_reports_workers_and_says_what_is_unavailable(workers, make_s
     assert sum(g.finished_last_60s for g in status.gpus) == 1
     assert status.nvml == "ok" or status.nvml.startswith("unavailable")
     if status.nvml != "ok":
-        assert all(isinstance(g.nvml, str) and g.nvml.startswith("unavailable") for g in status.gpus)
+        assert all(
+            isinstance(g.nvml, str) and g.nvml.startswith("unavailable") for g in status.gpus
+        )
 
 
 @pytest.mark.parametrize(
