@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from pai_core.memory.record import MemoryNote
+
 __all__ = [
     "ApplyResult",
     "ChangeIn",
@@ -98,3 +100,6 @@ class ApplyResult(BaseModel):
     )
     verified: bool
     verification: Verification
+    memory: MemoryNote | None = Field(
+        None, description="Whether the verified change was recorded in the shared memory."
+    )

@@ -56,7 +56,9 @@ def _probe(settings: DnsSettings) -> dict[str, Any]:
 
 def build_service(settings: DnsSettings) -> DnsService:
     """The service for configured settings (ConfigError naming what is missing otherwise)."""
+    from pai_core.memory.record import ChangeRecorder
     from pai_dns.backend import Endpoint, Rfc2136Backend
+    from pai_dns.memory import PREDICATES
     from pai_dns.policy import Policy
     from pai_dns.service import DnsService, PlanStore
 
@@ -89,6 +91,7 @@ def build_service(settings: DnsSettings) -> DnsService:
         plans=PlanStore(settings.data_path / "plans", settings.plan_ttl_s),
         audit=AuditLog(settings.audit_log),
         verify_timeout_s=settings.verify_timeout_s,
+        recorder=ChangeRecorder.from_settings(settings, predicates=PREDICATES),
     )
 
 

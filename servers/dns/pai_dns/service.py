@@ -19,7 +19,9 @@ from typing import Any
 
 from pai_core.audit import AuditLog
 from pai_core.errors import Conflict, InvalidInput, NotFound
+from pai_core.memory.record import ChangeRecorder, MemoryNote
 from pai_dns.backend import DnsBackend, QueryAnswer, TransferRefused
+from pai_dns.memory import change_facts
 from pai_dns.policy import Policy
 from pai_dns.records import Change, RRset, absolute_name, canonical_rdata, parse_change
 
@@ -104,6 +106,7 @@ class DnsService:
     audit: AuditLog
     verify_timeout_s: float = 15.0
     default_ttl: int = 300
+    recorder: ChangeRecorder | None = None
 
     # ---------------------------------------------------------------- reading
     def list_zones(self) -> list[dict[str, Any]]:
@@ -240,13 +243,27 @@ class DnsService:
         self.plans.consume(plan_id)
         verification = self.verify_many(zone, wanted)
         status = "applied" if verification["ok"] else "applied-unverified"
-        self.audit.append("dns.apply", **entry, result=status, verification=verification)
+        audited = self.audit.append("dns.apply", **entry, result=status, verification=verification)
         return {
             "plan_id": plan_id,
             "status": status,
             "verified": verification["ok"],
             "verification": verification,
+            "memory": self._remember(audited, plan, verified=verification["ok"]),
         }
+
+    def _remember(
+        self, audited: dict[str, Any], plan: dict[str, Any], *, verified: bool
+    ) -> MemoryNote | None:
+        """Record a verified change in the shared memory (after verification, never before)."""
+        if self.recorder is None:
+            return None
+        if not verified:
+            return MemoryNote(
+                remembered=False,
+                detail="not every server shows the change yet, so it is not remembered",
+            )
+        return self.recorder.record(audited["seq"], change_facts(plan["after"]))
 
     # ---------------------------------------------------------------- verifying
     def verify_record(

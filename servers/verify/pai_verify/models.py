@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from pai_core.memory.record import MemoryNote
+
 __all__ = [
     "CheckRow",
     "Expectation",
@@ -112,3 +114,6 @@ class Verdict(BaseModel):
     screenshot_path: str | None = None
     diff_path: str | None = None
     console_errors: list[str] = Field(default_factory=list)
+    memory: MemoryNote | None = Field(
+        None, description="Whether the verdict was recorded in the shared memory."
+    )

@@ -70,6 +70,8 @@ def _probe(settings: VerifySettings, pool: dict[str, VerifyService]) -> dict[str
 
 
 def build_service(settings: VerifySettings) -> VerifyService:
+    from pai_core.audit import AuditLog
+    from pai_core.memory.record import ChangeRecorder, PredicateSpec
     from pai_verify.artifacts import ArtifactStore
     from pai_verify.browser import BrowserPool
     from pai_verify.http import HttpChecker
@@ -85,6 +87,11 @@ def build_service(settings: VerifySettings) -> VerifyService:
         ),
         max_concurrency=settings.max_concurrency,
         inline_max=settings.inline_image_max_bytes,
+        audit=AuditLog(settings.audit_log or settings.data_path / "audit.jsonl"),
+        recorder=ChangeRecorder.from_settings(
+            settings,
+            predicates=[PredicateSpec("VERIFIED", "one", "The last deployment verdict of a URL.")],
+        ),
     )
 
 

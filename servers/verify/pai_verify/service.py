@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pai_core.audit import AuditLog
 from pai_core.errors import InvalidInput, NotFound
+from pai_core.memory.record import ChangeFact, ChangeRecorder, MemoryNote
 from pai_verify.artifacts import ArtifactStore
 from pai_verify.browser import BrowserPool
 from pai_verify.http import HttpChecker
@@ -69,7 +71,11 @@ class VerifyService:
         *,
         max_concurrency: int = 20,
         inline_max: int = 400_000,
+        audit: AuditLog | None = None,
+        recorder: ChangeRecorder | None = None,
     ) -> None:
+        self.audit = audit
+        self.recorder = recorder if audit is not None else None
         self.urls = urls
         self.http = http
         self.browser = browser
@@ -368,7 +374,7 @@ class VerifyService:
                     )
                 )
         failing = [c for c in checks if not c.ok]
-        return Verdict(
+        verdict = Verdict(
             url=url,
             passed=not failing,
             failing=failing,
@@ -377,3 +383,28 @@ class VerifyService:
             diff_path=diff_path,
             console_errors=console[:20],
         )
+        if self.recorder is not None:
+            verdict.memory = await asyncio.to_thread(self._remember, verdict)
+        return verdict
+
+    def _remember(self, verdict: Verdict) -> MemoryNote:
+        """Record the verdict (a fact per URL, superseding the last one) with its evidence."""
+        assert self.recorder is not None and self.audit is not None
+        outcome = "passed" if verdict.passed else "failed"
+        entry = self.audit.append(
+            "verify.deployment",
+            url=verdict.url,
+            verdict=outcome,
+            failing=[c.name for c in verdict.failing],
+            screenshot=verdict.screenshot_path,
+        )
+        evidence = ", ".join(
+            x
+            for x in (
+                f"failing: {', '.join(c.name for c in verdict.failing)}" if verdict.failing else "",
+                f"screenshot {verdict.screenshot_path}" if verdict.screenshot_path else "",
+            )
+            if x
+        )
+        fact = ChangeFact(verdict.url, "VERIFIED", value=outcome, subject_type="url", note=evidence)
+        return self.recorder.record(entry["seq"], [fact])
