@@ -94,20 +94,33 @@ def guard_alive(pid: int | None) -> bool:
     return state not in ("Z", "X") and b"pai_firewall.guard" in cmdline
 
 
-def spawn_guard(data_dir: Path, change_id: str) -> subprocess.Popen[bytes]:
-    """Start the guard for ``change_id`` in its own session, detached from this process."""
-    log_file = (data_dir / "guard.log").open("ab")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pai_firewall.guard", str(data_dir), change_id],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        log_file.close()
+def spawn_guard(data_dir: Path, change_id: str) -> int:
+    """Start the guard for ``change_id`` detached from this process; return its PID.
+
+    A shell starts it in the background and exits at once, so the guard belongs to no server
+    process (it is re-parented, in a session of its own) and outlives any of them.
+    """
+    log_path = data_dir / "guard.log"
+    launcher = subprocess.run(
+        [
+            "/bin/sh",
+            "-c",
+            '"$@" </dev/null >/dev/null 2>>"$LOG" & echo $!',
+            "sh",
+            sys.executable,
+            "-m",
+            "pai_firewall.guard",
+            str(data_dir),
+            change_id,
+        ],
+        env={**os.environ, "LOG": str(log_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=True,
+        timeout=30,
+    )
+    return int(launcher.stdout.strip())
 
 
 def runner_of(pending: dict[str, Any]) -> NftRunner:
@@ -169,7 +182,6 @@ def recover(data_dir: Path) -> str | None:
             return f"rolled back expired change {pending['change_id']}: {entry['result']}"
         if guard_alive(pending.get("guard_pid")):
             return f"change {pending['change_id']} is pending; its guard is running"
-        proc = spawn_guard(data_dir, pending["change_id"])
-        pending["guard_pid"] = proc.pid
+        pending["guard_pid"] = spawn_guard(data_dir, pending["change_id"])
         write_json(data_dir / PENDING, pending)
         return f"change {pending['change_id']} is pending; started a new guard"

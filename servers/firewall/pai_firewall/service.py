@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -155,7 +154,6 @@ class FirewallService:
     plan_ttl_s: int = 900
     default_confirm_s: int = 120
     max_confirm_s: int = 3600
-    _guards: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ reading
     def read(self) -> Ruleset:
@@ -380,11 +378,7 @@ class FirewallService:
             )
         return plan
 
-    def _reap(self) -> None:
-        self._guards = [g for g in self._guards if g.poll() is None]
-
     def apply(self, plan_id: str, confirm_within_s: int | None = None) -> ApplyResult:
-        self._reap()
         constitution = self._constitution()
         window = self.default_confirm_s if confirm_within_s is None else confirm_within_s
         if not 1 <= window <= self.max_confirm_s:
@@ -461,9 +455,7 @@ class FirewallService:
             "applied_checksum": after.checksum(),
         }
         write_json(self.data_dir / PENDING, pending)
-        guard = spawn_guard(self.data_dir, change_id)
-        self._guards.append(guard)
-        pending["guard_pid"] = guard.pid
+        pending["guard_pid"] = spawn_guard(self.data_dir, change_id)
         write_json(self.data_dir / PENDING, pending)
         record = {
             "change_id": change_id,
@@ -556,7 +548,6 @@ class FirewallService:
         return data
 
     def confirm(self, change_id: str) -> ConfirmResult:
-        self._reap()
         with state_lock(self.data_dir):
             record = self._record_of(change_id)
             pending = read_pending(self.data_dir)
@@ -638,7 +629,6 @@ class FirewallService:
 
     # ------------------------------------------------------------------ rolling back
     def rollback(self, to: str | None = None) -> RollbackResult:
-        self._reap()
         with state_lock(self.data_dir):
             pending = read_pending(self.data_dir)
             if pending is not None and to in (None, pending["change_id"]):
