@@ -117,6 +117,10 @@ class FakeGitlab:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One segment per response: headers and body written apart meet the peer's
+            # delayed ACK (40 ms a request on loopback).
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 return
