@@ -225,6 +225,22 @@ def mcp_json_http(children: list[_Child], token_env: str | None) -> dict[str, An
     return {"mcpServers": servers}
 
 
+def _death_report(child: _Child, log_path: Path, lines: int = 15) -> str:
+    """What ``pai up`` says, once, when a server dies: its exit, that it is not restarted, and
+    the end of its log."""
+    code = child.proc.returncode
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+    try:
+        tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        tail = [f"(cannot read {log_path}: {exc})"]
+    body = "\n".join(f"  | {line}" for line in tail) or "  | (the log is empty)"
+    return (
+        f"pai up: {child.spec.name} {how}; it is not restarted (the other servers keep "
+        f"running; restart pai up to bring it back). Last lines of {log_path}:\n{body}"
+    )
+
+
 @app.command()
 def up(
     base_port: Annotated[int, typer.Option(help="First port to try.")] = 8765,
@@ -252,10 +268,18 @@ def up(
         stopping = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
     port = base_port
     token = os.environ.get("PAI_HTTP_TOKEN")
+    from pai_core.errors import ConfigError
+    from pai_core.runtime import check_token
     from pai_core.settings import pai_home
+
+    try:
+        check_token(token, "PAI_HTTP_TOKEN")
+    except ConfigError as exc:
+        _err(f"pai up: {exc}")
+        raise typer.Exit(2) from exc
+    signal.signal(signal.SIGTERM, on_signal)
 
     log_dir = pai_home() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -319,10 +343,16 @@ def up(
         if exit_after_check:
             return
         typer.echo("PAI is up. Press Ctrl-C to stop every server.")
+        reported: set[str] = set()
         while True:
             for child in children:
-                if child.proc.poll() is not None and not stopping:
-                    _err(f"pai up: {child.spec.name} exited with {child.proc.returncode}")
+                if (
+                    child.proc.poll() is not None
+                    and not stopping
+                    and child.spec.name not in reported
+                ):
+                    reported.add(child.spec.name)
+                    _err(_death_report(child, log_dir / f"{child.spec.name}.log"))
             time.sleep(1)
     except KeyboardInterrupt:
         typer.echo("\nstopping…", err=True)

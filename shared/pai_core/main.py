@@ -7,17 +7,26 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from pai_core.errors import PaiError
 from pai_core.log import configure_logging, register_secret
-from pai_core.settings import load_settings
+from pai_core.settings import ServerSettings, load_settings
 from pai_core.spec import ServerSpec
 
-__all__ = ["console_main", "run_spec"]
+__all__ = ["console_main", "run_spec", "shared_token"]
 
 log = logging.getLogger(__name__)
+
+
+def shared_token(settings: ServerSettings) -> str | None:
+    """The bearer token for HTTP: the server's own ``PAI_<NAME>_HTTP_TOKEN`` (or ``http_token``
+    in the config file), else ``PAI_HTTP_TOKEN``, which ``pai up`` hands to every server."""
+    if settings.http_token is not None:
+        return settings.http_token.get_secret_value()
+    return os.environ.get("PAI_HTTP_TOKEN")
 
 
 def run_spec(
@@ -34,7 +43,7 @@ def run_spec(
     try:
         settings = load_settings(spec.settings_cls(), config_file)
         configure_logging(settings.log_level)
-        token = settings.http_token.get_secret_value() if settings.http_token else None
+        token = shared_token(settings)
         register_secret(token)
         server = spec.build(settings)
         serve(

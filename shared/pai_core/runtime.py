@@ -1,11 +1,16 @@
 """Running a server over stdio (default), Streamable HTTP (``/mcp``) or legacy SSE (``/sse``).
 
 HTTP transports bind 127.0.0.1 unless told otherwise, validate ``Host`` and ``Origin`` against
-loopback plus configured origins (DNS-rebinding protection), and refuse a non-loopback bind
-unless a bearer token is configured; with a token, every request must carry
-``Authorization: Bearer <token>`` (compared in constant time). SIGTERM and SIGINT shut down
-gracefully: HTTP servers stop accepting and let in-flight requests finish for a few seconds; the
-stdio server cancels in-flight calls cleanly and exits 0.
+the bound address, loopback and configured origins (DNS-rebinding protection), and refuse a
+non-loopback bind unless a bearer token is configured; with a token, every request must carry
+``Authorization: Bearer <token>`` (compared in constant time). A token is at least
+:data:`MIN_TOKEN_LENGTH` characters without whitespace, or the server does not start. Requests
+with a foreign ``Host``/``Origin`` are refused before the SDK sees them, with one log line per
+ten seconds however many arrive. Malformed JSON-RPC (not JSON, nested too deeply, an ``id``
+that is not a string or integer) is answered with its JSON-RPC error on every transport
+(:mod:`pai_core.wire`) instead of being dropped. SIGTERM and SIGINT shut down gracefully: HTTP
+servers stop accepting and let in-flight requests finish for a few seconds; the stdio server
+cancels in-flight calls cleanly and exits 0.
 """
 
 from __future__ import annotations
@@ -23,16 +28,58 @@ import anyio
 
 from pai_core.errors import ConfigError
 from pai_core.log import register_secret
+from pai_core.wire import RateLimitedLog, Rejection, triage
 
 if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
     from mcp.server import MCPServer
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Transport", "bearer_guard", "http_app", "is_loopback", "serve"]
+__all__ = [
+    "MIN_TOKEN_LENGTH",
+    "Transport",
+    "bearer_guard",
+    "check_token",
+    "http_app",
+    "is_loopback",
+    "serve",
+    "token_variables",
+]
 
 Transport = Literal["stdio", "http", "sse"]
 log = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN_S = 5
+MIN_TOKEN_LENGTH = 24
+_MAX_TRIAGED_BODY = 4 * 1024 * 1024  # larger bodies go to the SDK, which answers 413 above its cap
+_refusals = RateLimitedLog(log)
+
+
+def token_variables(server_name: str) -> str:
+    """The environment variables that set ``server_name``'s bearer token, for messages."""
+    own = server_name.removeprefix("pai-").upper().replace("-", "_")
+    return f"PAI_{own}_HTTP_TOKEN (or PAI_HTTP_TOKEN for every server)"
+
+
+def check_token(token: str | None, where: str) -> None:
+    """Refuse a token too weak to protect anything: shorter than :data:`MIN_TOKEN_LENGTH`
+    characters or containing whitespace (no client could send it). ``where`` names the
+    setting for the message."""
+    if token is None:
+        return
+    if not token.strip() or any(c.isspace() for c in token):
+        raise ConfigError(
+            "refusing to start: the bearer token contains whitespace, so no client could send it",
+            hint=f"Set {where} to a random string without spaces, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"refusing to start: the bearer token has {len(token)} characters; at least "
+            f"{MIN_TOKEN_LENGTH} are required so it cannot be guessed",
+            hint=f"Set {where} to a longer random string, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -78,14 +125,17 @@ def bearer_guard(app: ASGIApp, token: str) -> ASGIApp:
     return guarded
 
 
-def _security(host: str, extra_origins: list[str]) -> Any:
+def _security(host: str, extra_origins: list[str]) -> TransportSecuritySettings:
     from mcp.server.transport_security import TransportSecuritySettings
 
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    if not is_loopback(host) and host not in ("0.0.0.0", "::"):
-        hosts += [f"{host}:*", host]
-        origins += [f"http://{host}:*", f"https://{host}:*"]
+    bound = f"[{host.strip('[]')}]" if ":" in host else host
+    if host not in ("0.0.0.0", "::") and f"{bound}:*" not in hosts:
+        # The address the server is bound to (127.0.0.2, a LAN address) is what a client
+        # puts in Host: allow it besides loopback.
+        hosts += [f"{bound}:*", bound]
+        origins += [f"http://{bound}:*", f"https://{bound}:*"]
     if host in ("0.0.0.0", "::"):
         # Bound to every address: the Host header cannot be pinned; the bearer token (which a
         # rebinding page cannot know) guards instead, and http_app requires one here.
@@ -105,11 +155,14 @@ def http_app(
     token: str | None = None,
     allowed_origins: list[str] | None = None,
 ) -> ASGIApp:
-    """The ASGI app for ``transport``, with Host/Origin checks and the bearer guard."""
+    """The ASGI app for ``transport``, with Host/Origin checks, answers to malformed
+    JSON-RPC, and the bearer guard."""
+    variables = token_variables(server.name)
+    check_token(token, variables)
     if not is_loopback(host) and not token:
         raise ConfigError(
             f"refusing to bind {host}: a non-loopback address needs a bearer token",
-            hint="Set PAI_<NAME>_HTTP_TOKEN (or http_token in the config file), or bind 127.0.0.1.",
+            hint=f"Set {variables} (or http_token in the config file), or bind 127.0.0.1.",
         )
     security = _security(host, allowed_origins or [])
     app: ASGIApp
@@ -117,10 +170,98 @@ def http_app(
         app = server.streamable_http_app(transport_security=security, host=host)
     else:
         app = server.sse_app(transport_security=security, host=host)
+    app = _wire_guard(app, security)
     if token:
         register_secret(token)
         app = bearer_guard(app, token)
     return app
+
+
+def _allowed(value: str, patterns: list[str]) -> bool:
+    return value in patterns or any(
+        p.endswith(":*") and value.startswith(p[:-1]) and value[len(p) - 1 :].isdigit()
+        for p in patterns
+    )
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _wire_guard(app: ASGIApp, security: TransportSecuritySettings) -> ASGIApp:
+    """ASGI middleware before the SDK's app: a foreign Host or Origin is refused here (the
+    SDK's SSE endpoint would log a 3 KB traceback for each), and a POSTed body that is not one
+    valid JSON-RPC message is answered with its JSON-RPC error instead of a 202 and silence."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if security.enable_dns_rebinding_protection:
+            host, origin = headers.get("host", ""), headers.get("origin")
+            if not _allowed(host, security.allowed_hosts):
+                _refusals.warning("host", "refused a request with foreign Host %.80r (421)", host)
+                await _respond(send, 421, b"Invalid Host header", b"text/plain")
+                return
+            if origin and not _allowed(origin, security.allowed_origins):
+                _refusals.warning(
+                    "origin", "refused a request with foreign Origin %.80r (403)", origin
+                )
+                await _respond(send, 403, b"Invalid Origin header", b"text/plain")
+                return
+        if scope.get("method") != "POST":
+            await app(scope, receive, send)
+            return
+        body, rest = await _read_body(receive)
+        if rest is None:
+            rejection = triage(bytes(body))
+            if rejection is not None:
+                _refusals.warning(
+                    "malformed", "malformed JSON-RPC over HTTP: %s", rejection.describe()
+                )
+                await _respond(send, 400, rejection.as_json(), b"application/json")
+                return
+        await app(scope, _replay(bytes(body), rest, receive), send)
+
+    return guarded
+
+
+async def _read_body(receive: Receive) -> tuple[bytearray, Message | None]:
+    """The request body, or what was read of it and the next message once it passes the cap."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return body, message
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body, None
+        if len(body) > _MAX_TRIAGED_BODY:
+            return body, {"type": "http.request", "body": b"", "more_body": True}
+
+
+def _replay(body: bytes, rest: Message | None, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": rest is not None}
+        return await receive()
+
+    return replay
 
 
 class _StdinLines:
@@ -131,19 +272,33 @@ class _StdinLines:
     shutdown finish at once; the process is exiting anyway.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rejected: MemoryObjectSendStream[Rejection]) -> None:
         import io
 
         self._file = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+        self._rejected = rejected
 
     def __aiter__(self) -> _StdinLines:
         return self
 
+    def _next(self) -> tuple[str, Rejection | None]:
+        """The next line that is not blank, and the answer to it if it is malformed."""
+        while True:
+            line = self._file.readline()
+            if not line or line.strip():
+                return line, triage(line) if line else None
+
     async def __anext__(self) -> str:
-        line = await anyio.to_thread.run_sync(self._file.readline, abandon_on_cancel=True)
-        if not line:
-            raise StopAsyncIteration
-        return line
+        while True:
+            line, rejection = await anyio.to_thread.run_sync(self._next, abandon_on_cancel=True)
+            if not line:
+                self._rejected.close()
+                raise StopAsyncIteration
+            if rejection is None:
+                return line
+            # The SDK would drop this line without a word: answer it instead.
+            log.warning("malformed JSON-RPC on stdin: %s", rejection.describe())
+            await self._rejected.send(rejection)
 
 
 async def _serve_stdio(server: MCPServer[Any]) -> bool:
@@ -165,7 +320,24 @@ async def _serve_stdio(server: MCPServer[Any]) -> bool:
                     return
 
         tg.start_soon(watch_signals)
-        async with stdio_server(stdin=_StdinLines()) as (read, write):  # type: ignore[arg-type]
+        send_rejected, rejected = anyio.create_memory_object_stream[Rejection](64)
+        stdin = _StdinLines(send_rejected)
+        async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]
+
+            async def answer_rejected() -> None:
+                from mcp.shared.message import SessionMessage
+                from mcp.types import JSONRPCError, jsonrpc_message_adapter
+
+                async with rejected:
+                    async for rejection in rejected:
+                        error = jsonrpc_message_adapter.validate_python(rejection.as_dict())
+                        assert isinstance(error, JSONRPCError)
+                        try:
+                            await write.send(SessionMessage(error))
+                        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                            return
+
+            tg.start_soon(answer_rejected)
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
         tg.cancel_scope.cancel()
     return signalled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -167,3 +168,56 @@ def test_claude_code_sees_every_server_of_pai_up(pai_env: dict[str, str], tmp_pa
             proc.wait(60)
         finally:
             stop_process(proc)  # type: ignore[arg-type]
+
+
+def _stderr_lines(proc: subprocess.Popen[str], seen: list[str], until: str, count: int) -> None:
+    """Read pai up's stderr into ``seen`` until ``until`` appears in ``count`` lines."""
+    import select
+
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while sum(until in line for line in seen) < count:
+        assert time.monotonic() < deadline, f"no {until!r} on stderr: {''.join(seen)}"
+        ready, _, _ = select.select([proc.stderr], [], [], 0.2)
+        if ready:
+            line = proc.stderr.readline()
+            assert line, f"pai up ended early: {''.join(seen)}"
+            seen.append(line)
+
+
+def test_up_reports_a_dead_server_once_with_its_log(
+    pai_env: dict[str, str], tmp_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        [PAI, "up", "--only", "dns", "--only", "mail", "--mcp-json", str(tmp_path / "m.json")],
+        env=pai_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 150
+        while "PAI is up" not in (line := proc.stdout.readline()):
+            assert line and time.monotonic() < deadline, "pai up did not come up"
+        children = sorted(_children(proc.pid))
+        assert len(children) == 2
+        seen: list[str] = []
+        os.kill(children[0], signal.SIGKILL)
+        _stderr_lines(proc, seen, "it is not restarted", 1)
+        # The second death is seen at a later tick of pai up's watch loop: the first death
+        # must not be reported again there (it used to be, every second).
+        os.kill(children[1], signal.SIGKILL)
+        _stderr_lines(proc, seen, "it is not restarted", 2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        assert proc.stderr is not None
+        text = "".join(seen) + proc.stderr.read()
+    finally:
+        stop_process(proc)  # type: ignore[arg-type]
+    reports = [line for line in text.splitlines() if "it is not restarted" in line]
+    assert len(reports) == 2, text
+    assert {r.split()[2] for r in reports} == {"dns", "mail"}, reports
+    assert all("was killed by signal 9" in r and "Last lines of" in r for r in reports), reports
+    assert "  | " in text  # the end of the server's log follows

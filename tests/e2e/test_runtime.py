@@ -106,7 +106,7 @@ def test_non_loopback_bind_without_token_is_refused(pai_env: dict[str, str]) -> 
     )
     assert proc.returncode == 2
     assert "non-loopback address needs a bearer token" in proc.stderr
-    assert "PAI_<NAME>_HTTP_TOKEN" in proc.stderr
+    assert "PAI_DNS_HTTP_TOKEN" in proc.stderr
 
 
 def test_set_logging_level_over_stdio(pai_env: dict[str, str]) -> None:
