@@ -153,7 +153,10 @@ class MergeRequestService:
                 hint="Commit to the source branch first; nothing was changed.",
             )
         summary = summarize(p.path, commits, list(cmp.get("diffs") or []), prose)
-        title = (title or str(commits[-1].get("title") or source_branch)).strip()
+        if not title:  # one commit: its title; several: the branch name in words
+            one = str(commits[0].get("title") or "") if len(commits) == 1 else ""
+            title = one or source_branch.replace("-", " ").replace("_", " ").capitalize()
+        title = title.strip()
         body: dict[str, Any] = {
             "source_branch": source_branch,
             "target_branch": target,

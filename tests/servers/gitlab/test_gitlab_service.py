@@ -535,3 +535,27 @@ def test_token_never_in_results_errors_logs_audit_or_memory(
     texts.append(mem.graph.get_entity("Issue group/app#1").model_dump_json())
     for text in texts:
         assert TOKEN not in text and GUEST_TOKEN not in text
+
+
+# ---------------------------------------------------------------------------- configuration
+def test_token_file_ca_bundle_and_missing_settings(
+    fake: FakeGitlab, project: Project, tmp_path: Path
+) -> None:
+    from pai_core.errors import ConfigError
+    from pai_gitlab.server import build_service
+
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    ca = tmp_path / "internal-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    svc = build_service(
+        settings_for(fake, tmp_path, token=None, token_file=token_file, ca_bundle=ca)
+    )
+    assert svc.base.client.gl.ssl_verify == str(ca)  # python-gitlab verifies TLS with it
+    assert svc.issues.search(None).project == "group/app"  # the token from the file works
+    with pytest.raises(ConfigError, match="PAI_GITLAB_URL"):
+        build_service(settings_for(fake, tmp_path, url=None))
+    with pytest.raises(ConfigError, match="PAI_GITLAB_TOKEN"):
+        build_service(settings_for(fake, tmp_path, token=None))
+    with pytest.raises(ConfigError, match="PAI_GITLAB_CA_BUNDLE"):
+        build_service(settings_for(fake, tmp_path, ca_bundle=tmp_path / "missing.pem"))
