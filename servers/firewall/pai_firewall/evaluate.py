@@ -15,6 +15,7 @@ accepts (that is what the self-check's real probes are for).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ class Piece:
         }
 
 
+@functools.lru_cache(maxsize=65536)
 def _addr_iv(cidr: str) -> Interval:
     net = ipaddress.ip_network(cidr)
     return int(net.network_address), int(net.broadcast_address)

@@ -43,7 +43,7 @@ def _elements(right: Any) -> list[Any]:
 
 def _addr(el: Any) -> list[str]:
     if isinstance(el, str):
-        return [str(ipaddress.ip_network(el))]
+        return [f"{el}/128" if ":" in el else f"{el}/32"]
     if isinstance(el, dict) and "prefix" in el:
         return [f"{el['prefix']['addr']}/{el['prefix']['len']}"]
     if isinstance(el, dict) and "range" in el:

@@ -9,6 +9,7 @@ can only produce the nft syntax the renderer writes. A :class:`Ruleset` is the w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -101,19 +102,26 @@ def _norm_ports(values: list[int | str], field: str) -> list[int | str]:
     return [lo if lo == hi else f"{lo}-{hi}" for lo, hi in merged]
 
 
+@functools.lru_cache(maxsize=65536)
+def _canonical_net(text: str) -> str:
+    return str(ipaddress.ip_network(text, strict=True))
+
+
 def _norm_addrs(values: list[str], field: str) -> list[str]:
     """Addresses as the smallest list of CIDRs covering the same set (nft merges overlapping
     elements of a set), IPv4 first, so equal sets compare equal."""
-    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    canon: list[str] = []
     for v in values:
         try:
-            net = ipaddress.ip_network(str(v).strip(), strict=True)
+            canon.append(_canonical_net(str(v).strip()))
         except ValueError as exc:
             raise ValueError(
                 f"{field}: {v!r} is not a valid address or CIDR ({exc}); "
                 "use e.g. 10.0.0.0/8, 198.51.100.7 or 2001:db8::/32"
             ) from None
-        nets.append(net)
+    if len(canon) <= 1:
+        return canon
+    nets = [ipaddress.ip_network(c) for c in canon]
     v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
     return [str(n) for n in ipaddress.collapse_addresses(v4)] + [
@@ -123,7 +131,7 @@ def _norm_addrs(values: list[str], field: str) -> list[str]:
 
 def family_of(addrs: list[str]) -> int | None:
     """4 or 6 when every address is of that family, None when there are none."""
-    versions = {ipaddress.ip_network(a).version for a in addrs}
+    versions = {6 if ":" in a else 4 for a in addrs}  # addrs are canonical CIDRs
     if len(versions) > 1:
         raise ValueError("mixes IPv4 and IPv6 addresses; split it into one rule per family")
     return versions.pop() if versions else None
