@@ -57,6 +57,12 @@ class PageEvents:
     console_errors: list[str] = field(default_factory=list)
     responses: dict[str, int] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    image_responses: dict[str, Any] = field(default_factory=dict)  # url → Playwright Response
+
+    def record(self, response: Any) -> None:
+        self.responses[response.url] = response.status
+        if response.request.resource_type == "image":
+            self.image_responses[response.url] = response
 
 
 def _console(message: Any, events: PageEvents) -> None:
@@ -134,7 +140,7 @@ class BrowserPool:
             await page.set_viewport_size({"width": width, "height": height})
             page.on("console", lambda m: _console(m, events))
             page.on("pageerror", lambda e: events.console_errors.append(str(e)))
-            page.on("response", lambda r: events.responses.__setitem__(r.url, r.status))
+            page.on("response", events.record)
             page.on(
                 "requestfailed", lambda r: events.failures.__setitem__(r.url, r.failure or "failed")
             )

@@ -87,6 +87,7 @@ def build_service(settings: VerifySettings) -> VerifyService:
         ),
         max_concurrency=settings.max_concurrency,
         inline_max=settings.inline_image_max_bytes,
+        page_timeout_s=settings.page_timeout_s,
         audit=AuditLog(settings.audit_log or settings.data_path / "audit.jsonl"),
         recorder=ChangeRecorder.from_settings(
             settings,
@@ -221,8 +222,13 @@ def build_server(settings: VerifySettings) -> MCPServer[Any]:
         backgrounds: Annotated[bool, Field(description="Also CSS background images.")] = False,
         ignore_https_errors: bool = False,
     ) -> ImageCount:
-        """Count <img> elements, how many loaded (naturalWidth > 0), and which failed and why
-        (HTTP status of the image request)."""
+        """Count <img> elements as a reader of the whole page sees them, how many loaded, and
+        which did not and why.
+
+        Lazy images are loaded first (as if the reader scrolled), and an image counts as loaded
+        only if its bytes decode completely. Each other image has a reason: the HTTP status or
+        network error of its request, 'does not decode: …', or 'not loaded (lazy, never in
+        view)' when the browser never requested it."""
         return await svc().count_images(
             url, backgrounds=backgrounds, ignore_https_errors=ignore_https_errors
         )

@@ -16,6 +16,7 @@ from pai_core.memory.record import ChangeFact, ChangeRecorder, MemoryNote
 from pai_verify.artifacts import ArtifactStore
 from pai_verify.browser import BrowserPool
 from pai_verify.http import HttpChecker
+from pai_verify.images import IMAGES_JS, judge, reveal
 from pai_verify.models import (
     CheckRow,
     Expectation,
@@ -27,28 +28,12 @@ from pai_verify.models import (
     VisualDiffResult,
     WaitResult,
 )
+from pai_verify.pageload import load
 from pai_verify.urls import UrlPolicy
 
 __all__ = ["VerifyService", "png_size"]
 
 Progress = Callable[[float, float, str], Awaitable[None]]
-
-_IMAGES_JS = """
-(withBackgrounds) => {
-  const imgs = Array.from(document.images).map(i => ({
-    src: i.currentSrc || i.src, complete: i.complete, width: i.naturalWidth }));
-  let bgs = null;
-  if (withBackgrounds) {
-    bgs = [];
-    for (const el of document.querySelectorAll('*')) {
-      const bg = getComputedStyle(el).backgroundImage;
-      const m = bg && bg.match(/url\\(["']?([^"')]+)["']?\\)/);
-      if (m) bgs.push(new URL(m[1], document.baseURI).href);
-    }
-  }
-  return {imgs, bgs};
-}
-"""
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -71,6 +56,7 @@ class VerifyService:
         *,
         max_concurrency: int = 20,
         inline_max: int = 400_000,
+        page_timeout_s: float = 30.0,
         audit: AuditLog | None = None,
         recorder: ChangeRecorder | None = None,
     ) -> None:
@@ -82,6 +68,7 @@ class VerifyService:
         self.artifacts = artifacts
         self.max_concurrency = max_concurrency
         self.inline_max = inline_max
+        self.page_timeout_s = page_timeout_s
 
     # ------------------------------------------------------------------ HTTP
     async def http_check(self, url: str, **kw: Any) -> HttpCheckResult:
@@ -148,16 +135,7 @@ class VerifyService:
 
     # ------------------------------------------------------------------ browser
     async def _load(self, page: Any, url: str, wait_for: str | None) -> None:
-        state = "networkidle" if wait_for == "networkidle" else "load"
-        try:
-            await page.goto(url, wait_until=state, timeout=30_000)
-            if wait_for and wait_for not in ("load", "networkidle"):
-                await page.wait_for_selector(wait_for, timeout=15_000)
-        except Exception as exc:
-            name = type(exc).__name__
-            raise NotFound(
-                f"the page did not load ({name}): {str(exc).splitlines()[0]}", field="url"
-            ) from exc
+        await load(page, url, wait_for, timeout_s=self.page_timeout_s)
 
     async def screenshot(
         self,
@@ -191,20 +169,20 @@ class VerifyService:
         url = self.urls.check(url)
         async with self.browser.page(ignore_https_errors=ignore_https_errors) as (page, events):
             await self._load(page, url, "networkidle")
-            found = await page.evaluate(_IMAGES_JS, backgrounds)
-        return self._image_count(url, found, events)
+            return await self._image_count(page, url, events, backgrounds=backgrounds)
 
-    @staticmethod
-    def _image_count(url: str, found: dict[str, Any], events: Any) -> ImageCount:
+    async def _image_count(
+        self, page: Any, url: str, events: Any, *, backgrounds: bool
+    ) -> ImageCount:
+        await reveal(page)
+        found = await page.evaluate(IMAGES_JS, backgrounds)
+        loaded, broken = await judge(found, events)
+
         def why(src: str) -> dict[str, str | int | None]:
             status = events.responses.get(src)
-            reason = events.failures.get(src) or (
-                f"HTTP {status}" if status and status >= 400 else "not decodable or not loaded"
-            )
+            reason = events.failures.get(src) or (f"HTTP {status}" if status else "not loaded")
             return {"src": src, "status": status, "reason": reason}
 
-        imgs = found["imgs"]
-        broken = [why(i["src"]) for i in imgs if not (i["complete"] and i["width"] > 0)]
         bgs = found.get("bgs")
         bg_broken = []
         if bgs is not None:
@@ -215,8 +193,8 @@ class VerifyService:
             ]
         return ImageCount(
             url=url,
-            total=len(imgs),
-            loaded=len(imgs) - len(broken),
+            total=len(found["imgs"]),
+            loaded=loaded,
             broken=broken[:100],
             background_images=len(set(bgs)) if bgs is not None else None,
             background_broken=bg_broken[:100],
@@ -305,7 +283,7 @@ class VerifyService:
                 await self._load(page, url, "networkidle")
                 title = await page.title()
                 body = await page.inner_text("body")
-                found = await page.evaluate(_IMAGES_JS, False)
+                images = await self._image_count(page, url, ev, backgrounds=False)
                 await page.screenshot(path=str(path), type="png")
                 console = list(ev.console_errors)
             shot_path = str(path)
@@ -327,7 +305,6 @@ class VerifyService:
                         ok=text in body,
                     )
                 )
-            images = self._image_count(url, found, ev)
             checks.append(
                 Expectation(
                     name="images",

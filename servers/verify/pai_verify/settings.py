@@ -28,6 +28,9 @@ class VerifySettings(ServerSettings):
     )
     deny_hosts: list[str] = Field(default_factory=list, description="Hosts never to check.")
     http_timeout_s: float = Field(10.0, gt=0, description="Default HTTP timeout.")
+    page_timeout_s: float = Field(
+        30.0, gt=0, description="How long a page may take to load in the browser."
+    )
     max_concurrency: int = Field(20, ge=1, le=200, description="check_many parallelism.")
     artifact_max_age_s: int = Field(7 * 86400, gt=0, description="Artifacts older are swept.")
     artifact_max_bytes: int = Field(500 * 2**20, gt=0, description="Total artifact budget.")

@@ -1,4 +1,5 @@
-"""Which URLs may be checked: http(s) only, host allow/deny lists by domain suffix."""
+"""Which URLs may be checked: http(s) only, at most 2,048 characters, host allow/deny lists by
+domain suffix."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from urllib.parse import urlsplit
 
 from pai_core.errors import InvalidInput, PolicyDenied
 
-__all__ = ["UrlPolicy"]
+__all__ = ["MAX_URL_LENGTH", "UrlPolicy"]
+
+# Longer URLs are not real pages (sitemaps and most CDNs stop at 2,048): each result echoes
+# the URL, so an unbounded one would fill the model's context for nothing.
+MAX_URL_LENGTH = 2048
 
 
 def _matches(host: str, patterns: tuple[str, ...]) -> bool:
@@ -24,6 +29,14 @@ class UrlPolicy:
         """Return ``url`` if it may be fetched, else raise naming the rule."""
         if not isinstance(url, str) or not url.strip():
             raise InvalidInput("url is empty", field=field)
+        if len(url) > MAX_URL_LENGTH:
+            raise InvalidInput(
+                f"the URL has {len(url)} characters; at most {MAX_URL_LENGTH} are accepted "
+                f"(it starts {url[:60]!r})",
+                field=field,
+                hint="Check the page at a shorter URL (drop tracking parameters); "
+                "nothing was fetched.",
+            )
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https"):
             raise InvalidInput(

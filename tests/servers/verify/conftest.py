@@ -27,6 +27,32 @@ def _png(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> bytes
     return buf.getvalue()
 
 
+def _noise_png(size: tuple[int, int] = (120, 90)) -> bytes:
+    """A PNG whose pixel data does not compress away (so half of it is really missing)."""
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(7)
+    image = Image.frombytes(
+        "RGB", size, bytes(rng.randrange(256) for _ in range(size[0] * size[1] * 3))
+    )
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+LAZY_IMAGES = [f"/img/lazy{i}.png" for i in range(4)]
+LAZY_POST = (
+    """<!doctype html><html><head><title>A long post</title></head>
+<body style="margin:0"><h1>A long post</h1><p style="height:14000px">words</p>"""
+    + "".join(
+        f'<p style="height:900px"><img src="{src}" loading="lazy" width="40" height="30"></p>'
+        for src in LAZY_IMAGES
+    )
+    + "</body></html>"
+)
+
 PAGES = {
     "/": """<!doctype html><html><head><title>PAI Test Site</title>
 <style>body{margin:0;font:20px sans-serif;background:#fff} .hero{height:120px;
@@ -39,6 +65,11 @@ background-image:url('/img/bg.png')}</style></head>
 <div style="height:50px;background-image:url('/img/nobg.png')"></div></body></html>""",
     "/console": """<!doctype html><html><head><title>Console</title></head><body>
 <p>ok</p><script>console.error("boom from the page")</script></body></html>""",
+    "/lazy-post": LAZY_POST,
+    "/truncated": """<!doctype html><html><head><title>Truncated</title></head><body>
+<img src="/img/a.png"><img src="/img/half.png"></body></html>""",
+    "/wait": """<!doctype html><html><head><title>Wait</title></head><body><p>no app here</p>
+</body></html>""",
 }
 
 
@@ -79,6 +110,7 @@ def _handler(
             parts = urlsplit(self.path)
             path, query = parts.path, parse_qs(parts.query)
             if path in images:
+                state[f"hits:{path}"] = int(state.get(f"hits:{path}", 0)) + 1
                 self._send(200, images[path], "image/png")
             elif path == "/img/corrupt.png":
                 self._send(200, b"this is not a png", "image/png")
@@ -92,6 +124,7 @@ def _handler(
                 )
                 self._send(200, body.encode())
             elif path == "/slow":
+                state["slow_hits"] = int(state.get("slow_hits", 0)) + 1
                 time.sleep(int(query.get("ms", ["200"])[0]) / 1000)
                 self._send(200, b"<html><title>slow</title>slow</html>")
             elif path == "/redirect":
@@ -153,7 +186,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "/img/a.png": _png((0, 120, 255)),
         "/img/b.png": _png((255, 160, 0)),
         "/img/bg.png": _png((10, 200, 10), (200, 120)),
+        **{src: _png((200, 0, 200)) for src in LAZY_IMAGES},
     }
+    whole = _noise_png()
+    images["/img/half.png"] = whole[: len(whole) // 2]  # header intact, data cut in half
     handler = _handler(state, images)
     plain = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     secure = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -11,13 +12,14 @@ from typing import Any
 import anyio
 import pytest
 
-from pai_core.errors import InvalidInput, NotFound, PolicyDenied
+from pai_core.errors import BackendUnavailable, InvalidInput, NotFound, PolicyDenied
 from pai_core.settings import load_settings
 from pai_verify.browser import browser_pids
 from pai_verify.server import build_service
 from pai_verify.service import VerifyService, png_size
 from pai_verify.settings import VerifySettings
-from tests.servers.verify.conftest import Site
+from tests.conftest import free_port
+from tests.servers.verify.conftest import LAZY_IMAGES, Site
 
 
 def run(tmp_path: Path, body: Callable[[VerifyService], Awaitable[Any]], **overrides: Any) -> Any:
@@ -130,7 +132,9 @@ def test_screenshots_are_real_pngs(site: Site, tmp_path: Path, chromium: str) ->
         assert shot.title == "PAI Test Site" and data and data[:4] == b"\x89PNG"
         full, _ = await svc.screenshot(site.url("/"), width=800, height=600, full_page=True)
         assert full.width == 800 and full.height > 1500
-        with pytest.raises(NotFound, match="did not load"):
+        with pytest.raises(BackendUnavailable, match="nothing answers"):
+            await svc.screenshot(f"http://127.0.0.1:{free_port()}/")
+        with pytest.raises(InvalidInput, match="refuse to open this port"):
             await svc.screenshot("http://127.0.0.1:9/")
 
     run(tmp_path, body, chromium_path=chromium)
@@ -223,3 +227,113 @@ def test_artifacts_are_swept_by_age_and_size(tmp_path: Path) -> None:
         assert sorted(p.name for p in store.root.iterdir()) == sorted(f.name for f in files[3:])
 
     run(tmp_path, body, artifact_max_bytes=1000, artifact_max_age_s=86400 * 365 * 100)
+
+
+def test_lazy_images_far_below_the_fold_are_loaded_before_judging(
+    site: Site, tmp_path: Path, chromium: str
+) -> None:
+    """An 18,000 px post with four loading=lazy images far down: the site gets the image
+    requests, all four count as loaded, and the verdict with min_images=4 passes."""
+
+    async def body(svc: VerifyService) -> None:
+        before = {src: int(site.state.get(f"hits:{src}", 0)) for src in LAZY_IMAGES}
+        count = await svc.count_images(site.url("/lazy-post"))
+        assert (count.total, count.loaded, count.broken) == (4, 4, []), count
+        assert all(int(site.state.get(f"hits:{s}", 0)) > before[s] for s in LAZY_IMAGES)
+        verdict = await svc.verify_deployment(site.url("/lazy-post"), min_images=4)
+        assert verdict.passed, verdict.failing
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_a_truncated_png_is_not_counted_as_loaded(
+    site: Site, tmp_path: Path, chromium: str
+) -> None:
+    async def body(svc: VerifyService) -> None:
+        count = await svc.count_images(site.url("/truncated"))
+        assert (count.total, count.loaded) == (2, 1), count
+        [half] = count.broken
+        assert str(half["src"]).endswith("/img/half.png") and half["status"] == 200
+        assert str(half["reason"]).startswith("does not decode"), half
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_lazy_image_never_requested_is_told_apart_from_a_broken_one() -> None:
+    from pai_verify.browser import PageEvents
+    from pai_verify.images import LAZY_NEVER_IN_VIEW, judge
+
+    found = {
+        "imgs": [
+            {"src": "http://s/lazy.png", "complete": False, "width": 0, "lazy": True},
+            {"src": "http://s/gone.png", "complete": True, "width": 0, "lazy": True},
+        ]
+    }
+    events = PageEvents(responses={"http://s/gone.png": 404})
+    loaded, broken = anyio.run(judge, found, events)
+    assert loaded == 0
+    assert [b["reason"] for b in broken] == [LAZY_NEVER_IN_VIEW, "HTTP 404"]
+
+
+def test_urls_longer_than_the_cap_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    from pai_verify.urls import MAX_URL_LENGTH, UrlPolicy
+
+    long_url = "http://127.0.0.1/" + "a" * 10_000
+    with pytest.raises(InvalidInput) as info:
+        UrlPolicy().check(long_url)
+    assert str(MAX_URL_LENGTH) in str(info.value) and len(str(info.value)) < 400
+    assert UrlPolicy().check("http://127.0.0.1/" + "a" * 1000)  # a long but real URL passes
+
+    async def body(svc: VerifyService) -> None:
+        with pytest.raises(InvalidInput, match="at most"):
+            await svc.http_check(long_url)
+        with pytest.raises(InvalidInput) as many:
+            await svc.check_many([{"url": "http://127.0.0.1/"}, {"url": long_url}])
+        assert many.value.details["field"] == "checks[1].url"
+
+    run(tmp_path, body)
+
+
+def test_each_page_load_failure_has_its_own_error(
+    site: Site, tmp_path: Path, chromium: str
+) -> None:
+    async def body(svc: VerifyService) -> None:
+        with pytest.raises(BackendUnavailable, match="did not finish loading within 1 s"):
+            await svc.count_images(site.url("/slow?ms=4000"))
+        with pytest.raises(NotFound, match="selector never appeared") as waited:
+            await svc.screenshot(site.url("/wait"), wait_for="#app")
+        assert waited.value.details["field"] == "wait_for"
+        with pytest.raises(InvalidInput) as bad_selector:
+            await svc.screenshot(site.url("/wait"), wait_for="###")
+        assert bad_selector.value.details["field"] == "wait_for"
+
+        # The browser dies while the page loads: a crash, not a missing page.
+        hits = int(site.state.get("slow_hits", 0))
+        task = asyncio.create_task(svc.screenshot(site.url("/slow?ms=800")))
+        with anyio.fail_after(30):
+            while int(site.state.get("slow_hits", 0)) == hits:
+                await anyio.sleep(0.02)
+        for pid in browser_pids(svc.browser.token):
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BackendUnavailable, match="crashed") as crashed:
+            await task
+        assert "new browser" in str(crashed.value)
+
+    run(tmp_path, body, chromium_path=chromium, page_timeout_s=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "words"),
+    [
+        ("net::ERR_NAME_NOT_RESOLVED at http://x.invalid/", NotFound, "does not resolve"),
+        ("net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/", BackendUnavailable, "nothing"),
+        ("net::ERR_CERT_AUTHORITY_INVALID at https://x/", BackendUnavailable, "ignore_https"),
+        ("Target page, context or browser has been closed", BackendUnavailable, "crashed"),
+        ("Page crashed", BackendUnavailable, "crashed"),
+    ],
+)
+def test_load_errors_by_cause(text: str, kind: type[Exception], words: str) -> None:
+    from pai_verify.pageload import load_error
+
+    err = load_error(RuntimeError(text), url="http://x/", timeout_s=30)
+    assert isinstance(err, kind) and words in str(err), str(err)
