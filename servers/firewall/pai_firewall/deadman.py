@@ -46,14 +46,16 @@ log = logging.getLogger(__name__)
 PENDING = "pending.json"
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename)."""
+def write_json(path: Path, data: dict[str, Any], *, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, rename); fsynced when ``durable``
+    (the pending change must survive a crash; a lost plan is only planned again)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
         json.dump(data, fh, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     tmp.replace(path)
 
 
@@ -183,5 +185,5 @@ def recover(data_dir: Path) -> str | None:
         if guard_alive(pending.get("guard_pid")):
             return f"change {pending['change_id']} is pending; its guard is running"
         pending["guard_pid"] = spawn_guard(data_dir, pending["change_id"])
-        write_json(data_dir / PENDING, pending)
+        write_json(data_dir / PENDING, pending, durable=True)
         return f"change {pending['change_id']} is pending; started a new guard"

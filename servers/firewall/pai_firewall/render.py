@@ -9,7 +9,6 @@ A rule's id, owner and expiry travel in its nft comment as ``pai:<id>:<owner>:<e
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 
 from pai_firewall.rules import CHAINS, Rule, Ruleset, TableRef
@@ -37,7 +36,7 @@ def render_rule(rule: Rule) -> str:
     for field in ("saddr", "daddr"):
         addrs: list[str] = getattr(rule, field)
         if addrs:
-            proto = "ip" if ipaddress.ip_network(addrs[0]).version == 4 else "ip6"
+            proto = "ip6" if ":" in addrs[0] else "ip"  # canonical CIDRs
             parts.append(f"{proto} {field} {_values(addrs)}")
     if rule.sport or rule.dport:
         if rule.sport:

@@ -67,7 +67,8 @@ class TableRef(BaseModel):
         return f"{self.family} {self.name}"
 
 
-def _port(value: object, field: str) -> tuple[int, int]:
+@functools.lru_cache(maxsize=65536)
+def _port(value: int | str, field: str) -> tuple[int, int]:
     text = str(value).strip()
     lo_s, sep, hi_s = text.partition("-")
     try:
@@ -315,6 +316,15 @@ class Ruleset(BaseModel):
     @classmethod
     def empty(cls, exists: bool = False) -> Ruleset:
         return cls(exists=exists)
+
+    def editable_copy(self) -> Ruleset:
+        """An existing table with the same chains and rules, whose lists can be edited (rules
+        are immutable, so they are shared)."""
+        chains = {
+            n: Chain.model_construct(name=n, policy=c.policy, rules=list(c.rules))
+            for n, c in self.chains.items()
+        }
+        return Ruleset.model_construct(exists=True, chains=chains, foreign=list(self.foreign))
 
     def rules(self) -> list[Rule]:
         return [r for name in CHAINS for r in self.chains[name].rules]

@@ -253,8 +253,7 @@ class FirewallService:
                 hint="Remove them with nft, or point PAI_FIREWALL_TABLE at a table of its "
                 "own; nothing was changed.",
             )
-        after = current.model_copy(deep=True)
-        after.exists = True
+        after = current.editable_copy()
         for i, ch in enumerate(changes):
             self._change(after, ch, i, now)
         verdicts = constitution.check(after, now)
@@ -454,9 +453,9 @@ class FirewallService:
             "rollback_checksum": current.checksum(),
             "applied_checksum": after.checksum(),
         }
-        write_json(self.data_dir / PENDING, pending)
+        write_json(self.data_dir / PENDING, pending, durable=True)
         pending["guard_pid"] = spawn_guard(self.data_dir, change_id)
-        write_json(self.data_dir / PENDING, pending)
+        write_json(self.data_dir / PENDING, pending)  # the pid only spares a second guard
         record = {
             "change_id": change_id,
             **fields,
@@ -517,7 +516,7 @@ class FirewallService:
             )
         pending["deadline"] = time.time() + window
         pending["state"] = "pending"
-        write_json(self.data_dir / PENDING, pending)
+        write_json(self.data_dir / PENDING, pending, durable=True)
         entry = self.audit.append(
             "firewall.apply",
             **fields,
