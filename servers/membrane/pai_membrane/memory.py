@@ -2,8 +2,9 @@
 
 The graph, full-text index, vault and episodes come from :class:`pai_core.memory.Memory` (the
 same database and vault every PAI server writes to). MemBrane adds the embedding model and the
-hybrid search over it (:mod:`pai_membrane.search`), and a watcher that picks up edits people
-make in the vault while the server runs. Everything opens on first use.
+hybrid search over it (:mod:`pai_membrane.search`), the background indexer that keeps search's
+derived indexes caught up (so search only reads), and a watcher that picks up edits people make
+in the vault while the server runs. Everything opens on first use.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pai_membrane.settings import MembraneSettings
 
 if TYPE_CHECKING:
     from pai_core.memory.vault.service import Vault
+    from pai_membrane.search.indexer import Indexer
     from pai_membrane.search.service import MemorySearch
     from pai_membrane.search.vectors import LocalEmbedder
 
@@ -37,6 +39,7 @@ class MembraneMemory(Memory):
     def ready_vault(self) -> Vault:
         vault = super().ready_vault()
         self.start_watcher()  # from the first use on, not at start-up
+        self.indexer.start()  # notes written from now on get their vectors in the background
         return vault
 
     @cached_property
@@ -59,8 +62,23 @@ class MembraneMemory(Memory):
     def search(self) -> MemorySearch:
         from pai_membrane.search.service import MemorySearch
 
-        self.ready_vault()
-        return MemorySearch(self.index, self.graph, self.episodes, self.embedder)
+        self.ready_vault()  # opening the vault reconciles it with its files, once per process
+        search = MemorySearch(self.index, self.graph, self.episodes, self.embedder)
+        self.indexer.start()
+        return search
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        """Catches the derived indexes up in the background (search itself only reads)."""
+        from pai_membrane.search.indexer import Indexer
+
+        return Indexer(lambda: self.search.sync_facts(), lambda n: self.search.embed_pending(n))
+
+    def after_write(self) -> None:
+        """MemBrane just wrote facts: index them for full text now (a search right after sees
+        them) and let their vectors follow in the background."""
+        self.search.sync_facts()
+        self.indexer.kick()
 
     # ------------------------------------------------------------ the vault watcher
     @property
@@ -92,6 +110,7 @@ class MembraneMemory(Memory):
             ):
                 if any(path.endswith(".md") for _change, path in changes):
                     report = self.ready_vault().sync()
+                    self.indexer.kick()  # their vectors
                     log.info(
                         "vault changed on disk: +%d ~%d -%d",
                         report.added,
@@ -103,6 +122,8 @@ class MembraneMemory(Memory):
             log.warning("vault watcher stopped: %s", exc)
 
     def stop(self) -> None:
+        if "indexer" in self.__dict__:
+            self.indexer.stop()
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(5)

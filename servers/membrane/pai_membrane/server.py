@@ -74,6 +74,7 @@ def _probe(settings: MembraneSettings, memory: MembraneMemory) -> dict[str, Any]
         "db_exists": db.exists(),
         "vault": str(settings.memory.vault_dir),
         "vault_watcher": memory.watcher_state,
+        "indexer": memory.indexer.state,
         "search": "hybrid (BM25 + vectors) + graph proximity"
         if memory.embedder
         else "full-text (BM25) + graph proximity",
@@ -95,6 +96,7 @@ def _probe(settings: MembraneSettings, memory: MembraneMemory) -> dict[str, Any]
     if db.exists():
         details.update(memory.graph.stats())
         details["episodes"] = memory.episodes.count()
+        details["documents_waiting_for_vectors"] = memory.index.waiting_for_vectors()
         for p in memory.ready_vault().problems():
             problems.append(f"{p['path']} line {p['line']}: {p['message']}")
     return {
@@ -115,7 +117,7 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
         try:
             yield {}
         finally:
-            memory.stop()  # the vault watcher starts with the vault's first use
+            memory.stop()  # the vault watcher and the indexer start with their first use
 
     server = create_server(
         "membrane",
@@ -143,7 +145,9 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
         Conflicts are reported with the existing fact, the new one, the rule and the action taken.
         Nothing is ever deleted: a superseded fact keeps its history.
         """
-        return graph().remember(fact, policy)
+        result = graph().remember(fact, policy)
+        memory.after_write()
+        return result
 
     @tool(server, WRITE)
     def remember_facts(
@@ -151,7 +155,9 @@ def build_server(settings: MembraneSettings) -> MCPServer[Any]:
         policy: PolicyArg = "supersede",
     ) -> BatchResult:
         """Record several facts in one transaction: all are written or none (e.g. under reject)."""
-        return graph().remember_many(facts, policy)
+        batch = graph().remember_many(facts, policy)
+        memory.after_write()
+        return batch
 
     @tool(server, tool_annotations(read_only=False, destructive=True, idempotent=True))
     def retract_fact(

@@ -353,6 +353,10 @@ class SearchIndex:
             args.append(f'%"{entity.casefold()}"%')
         return where, args
 
+    def waiting_for_vectors(self) -> int:
+        """Documents whose vector has not been computed yet."""
+        return int(self._conn().execute("SELECT count(*) FROM s_pending").fetchone()[0])
+
     def count(self, kind: str) -> int:
         return int(
             self._conn().execute("SELECT count(*) FROM s_docs WHERE kind=?", (kind,)).fetchone()[0]

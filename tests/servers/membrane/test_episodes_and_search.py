@@ -103,6 +103,12 @@ def test_search_spans_kinds_and_prefers_current_facts(parts, tmp_path: Path) -> 
 
     kinds = {h.kind for h in search.search("secondary notify")}
     assert kinds == {"note", "episode"}
+    conn = search.index.db.conn()
+    writes = conn.total_changes
+    assert search.search("www runs on", kinds=["facts"]) == []  # not indexed yet: reads only
+    assert conn.total_changes == writes
+    assert search.sync_facts() == 3  # both facts and the note's MENTIONS (counted, not indexed)
+    assert search.sync_facts() == 0
     facts = search.search("www runs on", kinds=["facts"])
     assert [h.title for h in facts] == ["www RUNS_ON edge02"]
     assert "current fact" in facts[0].why
@@ -130,6 +136,7 @@ def test_recall_stays_within_budget(parts, tmp_path: Path) -> None:  # type: ign
     graph.remember(
         fact_in({"subject": "ns2", "predicate": "HAS_STATUS", "value": "secondary zone ok"})
     )
+    search.sync_facts()
     pack = search.recall("secondary zone", budget_tokens=400)
     assert pack["tokens"] <= 400
     assert pack["facts"] and pack["learnings"]

@@ -3,7 +3,10 @@
 Ranking is full-text BM25 (FTS5) adjusted by what the memory knows: current facts rank above
 superseded or retracted ones (which are hidden unless history is asked for), and documents that
 mention an entity named in the query, or one hop from it in the graph, are lifted (graph
-proximity). Facts are indexed incrementally from the graph before each search.
+proximity). Search only reads: facts reach the full-text index and documents their vectors
+through :class:`pai_membrane.search.indexer.Indexer`, in the background (and right after
+MemBrane's own writes), and a document still waiting for its vector is ranked by its words and
+says so in ``why``.
 """
 
 from __future__ import annotations
@@ -62,17 +65,18 @@ class MemorySearch:
             else "full-text (BM25) + graph proximity; embeddings not installed"
         )
 
-    def embed_pending(self) -> int:
-        """Embed every document that has no vector yet, in batches, reusing vectors of
-        identical text (cached by content hash). Returns how many were embedded."""
+    def embed_pending(self, max_docs: int | None = None) -> int:
+        """Embed documents that have no vector yet (all of them, or about ``max_docs``), in
+        batches, reusing vectors of identical text (cached by content hash). Returns how many
+        were embedded."""
         if self.embedder is None:
             return 0
         import numpy as np
 
         done = 0
         conn = self.index.db.conn()
-        while True:
-            todo = self.vectors.missing(conn, EMBED_BATCH * 4)
+        while max_docs is None or done < max_docs:
+            todo = self.vectors.missing(conn, EMBED_BATCH if max_docs else EMBED_BATCH * 4)
             if not todo:
                 return done
             hashes = [text_hash(text) for _, text in todo]
@@ -93,6 +97,7 @@ class MemorySearch:
             with self.index.write() as wconn:
                 self.vectors.add(wconn, items)
             done += len(items)
+        return done
 
     def _query_vector(self, query: str) -> Any:
         """The query's vector; the last few are kept (recall asks once per kind)."""
@@ -105,26 +110,33 @@ class MemorySearch:
         self._query_vectors[query] = vec  # most recently used last
         return vec
 
-    def sync_facts(self) -> int:
-        """Index facts recorded since the last sync; return how many."""
-        mark = float(self.index.meta("facts_watermark", "0") or 0)
-        views = self.graph.facts_recorded_since(mark)
-        if not views:
-            return 0
-        newest = mark
-        with self.index.write() as conn:
-            for v in views:
-                newest = max(newest, _ts(v.recorded_at))
-                if v.predicate == "MENTIONS" and v.subject.startswith("note:"):
-                    continue  # a note's links: the note itself is indexed
-                obj = v.object or v.value or ""
-                title = f"{v.subject} {v.predicate} {obj}"
-                body = f"{title}. {v.note}".strip()
-                at = _ts(v.recorded_at)
-                ents = [v.subject] + ([v.object] if v.object else [])
-                self.index.upsert(conn, "fact", v.id, title, body, at=at, entities=ents)
-            self.index.set_meta(conn, "facts_watermark", repr(newest))
-        return len(views)
+    def sync_facts(self, batch: int = 5000) -> int:
+        """Index facts written since the last sync (by any process); return how many."""
+        done = 0
+        while True:
+            cursor = int(self.index.meta("facts_cursor", "0") or 0)
+            views, newest = self.graph.facts_since(cursor, batch)
+            if not views:
+                return done
+            with self.index.write() as conn:
+                if int(self.index.meta("facts_cursor", "0") or 0) != cursor:
+                    continue  # another process indexed them meanwhile
+                for v in views:
+                    if v.predicate == "MENTIONS" and v.subject.startswith("note:"):
+                        continue  # a note's links: the note itself is indexed
+                    obj = v.object or v.value or ""
+                    title = f"{v.subject} {v.predicate} {obj}"
+                    body = f"{title}. {v.note}".strip()
+                    ents = [v.subject] + ([v.object] if v.object else [])
+                    at = _ts(v.recorded_at)
+                    self.index.upsert(conn, "fact", v.id, title, body, at=at, entities=ents)
+                self.index.set_meta(conn, "facts_cursor", str(newest))
+            done += len(views)
+
+    def unindexed_facts(self) -> bool:
+        """Whether facts were written that the full-text index does not hold yet."""
+        cursor = int(self.index.meta("facts_cursor", "0") or 0)
+        return bool(self.graph.facts_since(cursor, 1)[0])
 
     def _entity_index(self) -> dict[str, list[tuple[str, str]]]:
         """Entity names by the first word of their case-folded form (read again every 30 s),
@@ -183,7 +195,6 @@ class MemorySearch:
             if mode == "hybrid"
             else []
         )
-        self.embed_pending()
         qvec = self._query_vector(query)
         nearest = self.vectors.search(
             self.index.db.conn(), qvec, n * 3, kinds=kinds, since=since, until=until
@@ -228,13 +239,16 @@ class MemorySearch:
             raise InvalidInput(
                 f"unknown kinds {bad}", field="kinds", hint="Use facts, notes, episodes."
             )
-        if "facts" in chosen:
-            self.sync_facts()
         raw = self._ranked(
             query, [_KIND[k] for k in chosen], since, until, area, entity, limit * 4, mode
         )
         mentioned = self._query_entities(query)
         near = {n.casefold() for n in self.graph.neighbours(mentioned)} if mentioned else set()
+        waiting = (
+            self.vectors.pending(self.index.db.conn(), [h.doc_id for h in raw])
+            if self.embedder and mode != "text"
+            else set()
+        )
         hits: list[SearchHit] = []
         for h in raw:
             why = [
@@ -242,6 +256,8 @@ class MemorySearch:
                 if mode == "hybrid" and self.embedder
                 else ("meaning" if mode == "vector" else "words")
             ]
+            if h.doc_id in waiting:
+                why[0] = "words only (its vector is still being computed)"
             score = h.score
             if h.kind == "fact":
                 fact = self.graph.fact_view(h.ref)

@@ -37,6 +37,7 @@ class VectorStore(Protocol):
     def add(self, conn: sqlite3.Connection, items: list[tuple[int, str, Any]]) -> None: ...
     def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None: ...
     def missing(self, conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]: ...
+    def pending(self, conn: sqlite3.Connection, doc_ids: Sequence[int]) -> set[int]: ...
     def search(
         self,
         conn: sqlite3.Connection,
@@ -96,6 +97,17 @@ class NumpyVectorStore:
             (limit,),
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
+
+    def pending(self, conn: sqlite3.Connection, doc_ids: Sequence[int]) -> set[int]:
+        """Which of ``doc_ids`` are still waiting for their vector."""
+        ids = list(doc_ids)
+        out: set[int] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(f"SELECT doc_id FROM s_pending WHERE doc_id IN ({marks})", chunk)
+            out.update(int(r[0]) for r in rows)
+        return out
 
     def cached(self, conn: sqlite3.Connection, hashes: list[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}

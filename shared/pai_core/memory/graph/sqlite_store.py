@@ -259,6 +259,13 @@ class _Tx:
         sql += " ORDER BY valid_from, recorded_at, id LIMIT ? OFFSET ?"
         return [_fact(r) for r in self.c.execute(sql, [*args, limit, offset])]
 
+    def facts_after(self, cursor: int, limit: int) -> list[tuple[int, Fact]]:
+        rows = self.c.execute(
+            f"SELECT rowid, {_FACT_COLS} FROM g_facts WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (cursor, limit),
+        ).fetchall()
+        return [(int(r[0]), _fact(r[1:])) for r in rows]
+
     def fact(self, fact_id: str) -> Fact | None:
         row = self.c.execute(f"SELECT {_FACT_COLS} FROM g_facts WHERE id=?", (fact_id,)).fetchone()
         return _fact(row) if row else None
