@@ -13,7 +13,7 @@ resolves names, reads the facts a rule needs and applies the outcome. Inputs are
 :mod:`~pai_core.memory.graph.views`, so MCP tools pass them straight through.
 
 For other layers (vault, search, the servers' change records): ``names()`` for linking text to
-entities, ``facts_recorded_since()`` for incremental indexing, ``neighbours()`` for graph
+entities, ``facts_since()`` for incremental indexing, ``neighbours()`` for graph
 proximity, ``end()`` to close what stopped being true.
 """
 
@@ -684,15 +684,13 @@ class GraphService:
         with self.store.read() as tx:
             return [name for _, name in tx.entity_names()]
 
-    def facts_recorded_since(self, after: float, limit: int = 5000) -> list[FactView]:
-        """Facts recorded after ``after`` (oldest first), for incremental indexing."""
+    def facts_since(self, cursor: int, limit: int = 5000) -> tuple[list[FactView], int]:
+        """Facts written after ``cursor`` (in commit order) and the cursor to pass next time,
+        for incremental indexing: no fact is skipped, whichever process wrote it."""
         with self.store.read() as tx:
-            facts = tx.facts(
-                recorded_between=(after + 1e-6, self.clock() + 1),
-                include_retracted=True,
-                limit=limit,
-            )
-            return self._views(tx, facts)
+            rows = tx.facts_after(cursor, limit)
+            views = self._views(tx, [f for _, f in rows])
+        return views, (rows[-1][0] if rows else cursor)
 
     def fact_view(self, fact_id: str) -> FactView | None:
         with self.store.read() as tx:
