@@ -184,6 +184,8 @@ def main() -> int:
         "explain_rules": sizes[-1],
         "rollback_after_deadline_ms": _ms(late),
         "rollback_after_deadline_max_ms": round(max(late) * 1000, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
     }
     out = HERE / "results"
     out.mkdir(exist_ok=True)
@@ -205,7 +207,8 @@ def main() -> int:
         f"rollback had restored the table {result['rollback_after_deadline_ms']} ms (median; max "
         f"{result['rollback_after_deadline_max_ms']} ms) after the deadline, seen from outside.",
         "apply + self-check = read the table, `nft -c`, arm the guard, one `nft -f`, read back, "
-        "evaluate the probes; the bare `nft -f` is the same table with no checks.",
+        "evaluate the probes; the bare `nft -f` is the same table with no checks. "
+        f"Load average {result['load_average_1m']} on {result['cpus']} CPUs during the run.",
     ]
     (out / "firewall.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
