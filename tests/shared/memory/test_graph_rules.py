@@ -146,6 +146,17 @@ def test_defined_exclusions_are_symmetric(graph: GraphService, clock: Clock) -> 
     assert "ALLOWS" in preds["DENIES"].exclusive_with
 
 
+@pytest.mark.parametrize("field", ["exclusive_with", "aliases"])
+def test_define_predicate_caps_exclusions_and_aliases(graph: GraphService, field: str) -> None:
+    before = len(graph.list_predicates())
+    names = [f"P{i}" for i in range(2000)]
+    with pytest.raises(InvalidInput, match=f"{field} has 2000 names; a predicate has at most 32"):
+        graph.define_predicate("GUARDS", **{field: names})  # type: ignore[arg-type]
+    assert len(graph.list_predicates()) == before  # nothing was created
+    made = graph.define_predicate("GUARDS", **{field: names[:32]})  # type: ignore[arg-type]
+    assert len(getattr(made, field)) == 32
+
+
 def test_define_predicate_cardinality_and_aliases(graph: GraphService, clock: Clock) -> None:
     graph.define_predicate("scheduled on", "one", aliases=["planned for"])
     graph.remember(

@@ -63,6 +63,8 @@ from pai_core.memory.timeparse import iso, parse_time
 __all__ = ["BUILTIN_PREDICATES", "MAX_BATCH", "FactIn", "GraphService", "Policy"]
 
 MAX_BATCH = 1000
+MAX_ALIASES = 32  # per predicate, in one define_predicate call
+MAX_EXCLUSIONS = 32
 
 
 def _new_id(prefix: str) -> str:
@@ -494,7 +496,7 @@ class GraphService:
             )
 
     def timeline(self, *, since: str, until: str | None = None, limit: int = 500) -> TimelineView:
-        t0 = self._time(since, "since", None)
+        t0 = parse_time(since, field="since")  # required: an empty since is refused, not "now"
         t1 = self._time(until, "until", self.clock())
         assert t0 is not None and t1 is not None
         if t1 < t0:
@@ -614,6 +616,16 @@ class GraphService:
     ) -> PredicateView:
         if cardinality not in ("one", "many"):
             raise InvalidInput("cardinality must be one or many", field="cardinality")
+        for field, names, cap in (
+            ("aliases", aliases, MAX_ALIASES),
+            ("exclusive_with", exclusive_with, MAX_EXCLUSIONS),
+        ):
+            if names and len(names) > cap:
+                raise InvalidInput(
+                    f"{field} has {len(names)} names; a predicate has at most {cap}",
+                    field=field,
+                    hint=f"Declare the {cap} that matter most; nothing was changed.",
+                )
         canon = normalise_predicate(name, field="name")
         alias_names = tuple(normalise_predicate(a, field="aliases") for a in aliases or [])
         excl = tuple(normalise_predicate(e, field="exclusive_with") for e in exclusive_with or [])
