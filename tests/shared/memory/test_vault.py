@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,174 @@ def test_timestamps_move_on_edit(vault: Vault) -> None:
     info = vault.write_note("3-Resources/t.md", "# T\n\nbody")
     edited = vault.edit_note(info.path, info.hash, "append", "more")
     assert edited.hash != info.hash
+
+
+# ------------------------------------------------------------ hardening: what the file system
+# refuses, what a note cannot hold, and links that fail
+
+
+def _files(vault: Vault) -> set[str]:
+    return {p.relative_to(vault.root).as_posix() for p in vault.root.rglob("*")}
+
+
+LONG_NAME = "a" * 300  # one name over the file system's 255 bytes
+LONG_PATH = "a/" * 50_000 + "b"  # a 100 kB path
+
+
+@pytest.mark.parametrize("rel", [LONG_NAME, "3-Resources/" + "é" * 130, LONG_PATH])
+@pytest.mark.parametrize("op", ["write", "read", "edit", "move_from", "move_to"])
+def test_paths_too_long_for_the_file_system_are_refused(vault: Vault, rel: str, op: str) -> None:
+    note = vault.write_note("3-Resources/short.md", "# Short\n\nbody")
+    before = _files(vault)
+    calls: dict[str, Callable[[], object]] = {
+        "write": lambda: vault.write_note(rel, "x"),
+        "read": lambda: vault.read_note(rel),
+        "edit": lambda: vault.edit_note(rel, note.hash, "append", "x"),
+        "move_from": lambda: vault.move_note(rel, "archives"),
+        "move_to": lambda: vault.move_note(note.path, rel),
+    }
+    with pytest.raises(
+        InvalidInput, match="too long for the file system|longer than the file"
+    ) as err:
+        calls[op]()
+    assert err.value.details["field"] == ("to" if op == "move_to" else "path")
+    assert len(str(err.value)) < 400  # the path is not echoed back
+    assert _files(vault) == before
+
+
+def test_file_system_refusals_name_the_field_and_change_nothing(vault: Vault) -> None:
+    note = vault.write_note("3-Resources/plain.md", "# Plain\n\nbody")
+    (vault.root / "3-Resources" / "folder.md").mkdir()
+    before = _files(vault)
+    with pytest.raises(InvalidInput, match="cannot write the note") as err:
+        vault.write_note("3-Resources/plain.md/inner.md", "x")  # a file where a folder should be
+    assert err.value.details["field"] == "path"
+    with pytest.raises(InvalidInput, match="cannot read the note"):
+        vault.write_note("3-Resources/folder.md", "x", overwrite=True)  # a folder, not a note
+    with pytest.raises(InvalidInput, match="cannot move the note there") as err:
+        vault.move_note(note.path, "3-Resources/plain.md/inner.md")
+    assert err.value.details["field"] == "to"
+    assert _files(vault) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "Reload\x00drops"),
+        ("title", "two\nlines"),
+        ("title", "line\u2028separator"),
+        ("problem", "escape \x1b[31m red"),
+        ("solution", "del \x7f"),
+        ("takeaway", "next line \x85 (C1)"),
+        ("takeaway", "lone surrogate \ud800"),
+        ("entities", "edge\x0001"),
+        ("tags", "ops\x07"),
+    ],
+)
+def test_control_characters_in_learnings_are_refused(vault: Vault, field: str, value: str) -> None:
+    args = {"title": "T", "problem": "p", "solution": "s", "takeaway": "t"}
+    extra: dict[str, list[str]] = {}
+    if field in ("entities", "tags"):
+        extra[field] = [value]
+    else:
+        args[field] = value
+    before = _files(vault)
+    with pytest.raises(InvalidInput, match="which a note cannot hold") as err:
+        vault.write_learning(**args, **extra)  # type: ignore[arg-type]
+    assert err.value.details["field"] == field and "U+" in str(err.value)
+    assert _files(vault) == before
+
+
+def test_control_characters_in_note_bodies_are_refused_but_tabs_and_newlines_stay(
+    vault: Vault,
+) -> None:
+    for body in ("nul \x00 here", "bell \x07", "form feed \x0c", "surrogate \udfff"):
+        with pytest.raises(InvalidInput, match="body contains"):
+            vault.write_note("3-Resources/ctl.md", body)
+    with pytest.raises(InvalidInput, match="frontmatter contains"):
+        vault.write_note("3-Resources/ctl.md", "ok", frontmatter={"title": "a\x00b"})
+    with pytest.raises(InvalidInput, match="frontmatter contains"):
+        vault.write_note("3-Resources/ctl.md", "ok", frontmatter={"tags": [["deep\x1b"]]})
+    assert not (vault.root / "3-Resources" / "ctl.md").exists()
+    info = vault.write_note("3-Resources/ctl.md", "# Ctl\n\n\tindented\r\nwindows line\n")
+    read = vault.read_note(info.path)
+    assert "\tindented\nwindows line" in read["body"] and read["hash"] == info.hash
+    assert b"\r" not in (vault.root / info.path).read_bytes()
+    with pytest.raises(InvalidInput, match="text contains"):
+        vault.edit_note(info.path, info.hash, "append", "more \x00")
+    assert vault.read_note(info.path)["hash"] == info.hash
+
+
+@pytest.mark.parametrize(
+    "ch", ["\u202e", "\u200b", "\u200d", "\ufeff", "\u2066", "\u00ad", "\x00", "\x1f", "\u2028"]
+)
+def test_invisible_characters_in_paths_are_refused(vault: Vault, ch: str) -> None:
+    note = vault.write_note("3-Resources/seen.md", "x")
+    before = _files(vault)
+    with pytest.raises(InvalidInput, match="invisible or control character") as err:
+        vault.write_note(f"3-Resources/inv{ch}oice.md", "x")
+    assert f"U+{ord(ch):04X}" in str(err.value)
+    with pytest.raises(InvalidInput) as err:
+        vault.move_note(note.path, f"3-Resources/gpj{ch}.md")
+    assert err.value.details["field"] == "to"
+    assert _files(vault) == before
+
+
+@pytest.mark.parametrize(
+    "bad", [".", "./x.md", "3-Resources/.md", "3-Resources/.", ".obsidian/app.md", "3-Resources/.h"]
+)
+def test_hidden_and_nameless_paths_are_refused(vault: Vault, bad: str) -> None:
+    note = vault.write_note("3-Resources/keep.md", "x")
+    before = _files(vault)
+    with pytest.raises(InvalidInput, match="hidden file or folder"):
+        vault.write_note(bad, "x")
+    with pytest.raises(InvalidInput, match="hidden file or folder") as err:
+        vault.move_note(note.path, bad)
+    assert err.value.details["field"] == "to"
+    assert _files(vault) == before
+
+
+def test_learning_titles_of_wide_characters_fit_a_file_name(vault: Vault) -> None:
+    info = vault.write_learning("\U00020000" * 90, "p", "s", "t")  # 4 bytes each in UTF-8
+    assert len(Path(info.path).name.encode()) <= 255
+    assert vault.read_note(info.path)["title"] == "\U00020000" * 90
+
+
+class FailingLinks:
+    def link_note(self, note: str, entities: list[str]) -> None:
+        raise InvalidInput("subject is longer than 200 characters", field="subject")
+
+
+def test_a_note_whose_links_fail_says_so(tmp_path: Path) -> None:
+    vault = Vault(tmp_path / "vault", PARA, SearchIndex(tmp_path / "m.db"), FailingLinks())
+    info = vault.write_learning("Linked", "on [[edge01]]", "s", "t", entities=["Nginx"])
+    assert (vault.root / info.path).is_file()  # the note itself is written
+    assert info.link_error and "not recorded in the fact graph" in info.link_error
+    assert "longer than 200 characters" in info.link_error
+    assert "nothing was changed" not in info.link_error  # the note was
+    edited = vault.edit_note(info.path, info.hash, "append", "See [[ns2]].")
+    assert edited.link_error and "3 entities" in edited.link_error
+    plain = vault.write_note("3-Resources/plain.md", "no links here")
+    assert plain.link_error is None
+    (vault.root / "3-Resources" / "by-hand.md").write_text("# By hand\n\nabout [[edge01]]")
+    report = vault.sync()
+    assert any(
+        e["path"] == "3-Resources/by-hand.md" and "not recorded" in e["message"]
+        for e in report.errors
+    )
+
+
+def test_links_the_graph_refuses_are_reported_not_swallowed(tmp_path: Path) -> None:
+    from pai_core.memory.graph.service import GraphService
+    from pai_core.memory.graph.sqlite_store import SqliteGraphStore
+    from pai_core.memory.memory import GraphLinker
+
+    graph = GraphService(SqliteGraphStore(tmp_path / "m.db"))
+    vault = Vault(tmp_path / "vault", PARA, SearchIndex(tmp_path / "m.db"), GraphLinker(graph))
+    ok = vault.write_note("3-Resources/dns.md", "about [[ns2]]")
+    assert ok.link_error is None
+    assert [f.object for f in graph.get_entity("note:3-Resources/dns.md").outgoing] == ["ns2"]
+    # "note:<path>" is the subject: a path of 195 characters makes it too long for the graph
+    long = vault.write_note("3-Resources/" + "n" * 190 + ".md", "about [[ns2]]")
+    assert (vault.root / long.path).is_file()
+    assert long.link_error and "subject is longer than 200 characters" in long.link_error

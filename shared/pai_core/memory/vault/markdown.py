@@ -77,9 +77,12 @@ def parse_note(text: str, fallback_title: str) -> ParsedNote:
 
 
 def render_note(frontmatter: dict[str, Any], body: str) -> str:
+    """The note's text. Line breaks become ``\\n``: files are read back with universal
+    newlines, so a ``\\r\\n`` kept here would make the written hash differ from the read one."""
     import yaml
 
     head = yaml.safe_dump(frontmatter, sort_keys=False, allow_unicode=True).strip()
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
     return f"---\n{head}\n---\n\n{body.strip()}\n"
 
 

@@ -4,7 +4,11 @@ Files are the source of truth. Writes are atomic (temp file, fsync, rename) and 
 the content hash it was based on, so a concurrent edit by a person in Obsidian is never
 overwritten. :meth:`Vault.sync` picks up edits, renames and deletions made outside (by hash),
 reporting malformed frontmatter with file and line without stopping. Paths can never leave
-the vault: no absolute paths, no ``..``, no symlinks pointing out.
+the vault: no absolute paths, no ``..``, no symlinks pointing out; nor hide in it (no names
+starting with a dot, which sync skips), nor carry invisible or control characters, nor exceed
+the file system's limits. Titles and bodies carry no control characters (bodies keep tabs and
+line breaks). A note whose [[links]] cannot be recorded in the fact graph is still written, and
+its result says why the links are missing (``link_error``).
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import os
 import re
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pai_core.errors import Conflict, InvalidInput, NotFound
+from pai_core.errors import Conflict, InvalidInput, NotFound, PaiError
+from pai_core.memory.fspaths import check_length, os_errors
 from pai_core.memory.fulltext import SearchIndex
 from pai_core.memory.vault.markdown import (
     content_hash,
@@ -52,8 +58,54 @@ class EntityLinker(Protocol):
 
 
 def _slug(title: str) -> str:
-    slug = re.sub(r"[^\w\- ]+", "", title, flags=re.UNICODE).strip().replace(" ", "-")
-    return slug[:80] or "note"
+    slug = re.sub(r"[^\w\- ]+", "", title, flags=re.UNICODE).strip().replace(" ", "-")[:80]
+    while len(slug.encode("utf-8")) > 200:  # a file name holds 255 bytes, not 80 characters
+        slug = slug[:-1]
+    return slug or "note"
+
+
+_BODY_OK = "\t\n\r"
+
+
+def _bad_char(text: str, categories: tuple[str, ...], allowed: str = "") -> str | None:
+    """The first character of ``text`` in one of the Unicode ``categories`` (not ``allowed``)."""
+    for ch in text:
+        if ch not in allowed and unicodedata.category(ch) in categories:
+            return ch
+    return None
+
+
+def _describe(ch: str) -> str:
+    return f"U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')})"
+
+
+def _check_text(value: str, field: str, *, multiline: bool) -> None:
+    """Refuse control characters (and lone surrogates) in text that goes into a note: a title
+    or name is one line; a body may hold tabs and line breaks."""
+    categories = ("Cc", "Cs") if multiline else ("Cc", "Cs", "Zl", "Zp")
+    bad = _bad_char(value, categories, _BODY_OK if multiline else "")
+    if bad is not None:
+        allowed = " (tabs and line breaks are fine)" if multiline else ""
+        raise InvalidInput(
+            f"{field} contains {_describe(bad)}, which a note cannot hold{allowed}",
+            field=field,
+            hint="Remove the control character and call again; nothing was changed.",
+        )
+
+
+def _check_frontmatter(frontmatter: dict[str, Any]) -> None:
+    """Keys are one-line names; string values may span lines. Walked without recursion."""
+    stack: list[Any] = [frontmatter]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, val in item.items():
+                _check_text(str(key), "frontmatter", multiline=False)
+                stack.append(val)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            _check_text(item, "frontmatter", multiline=True)
 
 
 def _now_iso(ts: float) -> str:
@@ -89,13 +141,37 @@ class Vault:
         text = rel.strip().replace("\\", "/")
         if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
             raise InvalidInput(f"{field} must be relative to the vault", field=field)
-        if any(part in ("..", "") for part in text.split("/")) or "\x00" in text:
+        if any(part in ("..", "") for part in text.split("/")):
             raise InvalidInput(f"{field} may not contain '..' or empty parts", field=field)
+        # Control characters, and format characters that hide or reorder what a person reads
+        # (right-to-left override, zero-width space, BOM): a path must look like what it is.
+        bad = _bad_char(text, ("Cc", "Cf", "Cs", "Zl", "Zp"))
+        if bad is not None:
+            raise InvalidInput(
+                f"{field} contains {_describe(bad)}, an invisible or control character",
+                field=field,
+                hint="Use visible characters in note paths; nothing was changed.",
+            )
         if not text.endswith(".md"):
             text += ".md"
+        if any(part.startswith(".") for part in text.split("/")):
+            raise InvalidInput(
+                f"{field} names a hidden file or folder (a name that is empty or starts with '.')",
+                field=field,
+                hint="Give the note a name, e.g. '3-Resources/nginx.md'; hidden files are not "
+                "indexed. Nothing was changed.",
+            )
         path = self.root / text
+        check_length(path, field=field)
         root = self.root.resolve()
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise InvalidInput(
+                f"{field} cannot be resolved (a symlink loop?)",
+                field=field,
+                hint="Name another path; nothing was changed.",
+            ) from None
         if not resolved.is_relative_to(root):
             raise InvalidInput(
                 f"{field} leads outside the vault",
@@ -148,8 +224,12 @@ class Vault:
         expected_hash: str | None = None,
     ) -> NoteInfo:
         path = self.resolve(rel)
+        _check_text(body, "body", multiline=True)
+        if frontmatter:
+            _check_frontmatter(frontmatter)
         if path.exists():
-            current = content_hash(path.read_text(encoding="utf-8", errors="replace"))
+            with os_errors("path", "read the note"):
+                current = content_hash(path.read_text(encoding="utf-8", errors="replace"))
             if not overwrite:
                 raise Conflict(
                     f"note {self.rel(path)} exists",
@@ -165,7 +245,8 @@ class Vault:
         meta.setdefault("created", _now_iso(now))
         meta["updated"] = _now_iso(now)
         text = render_note(meta, body)
-        self._atomic_write(path, text)
+        with os_errors("path", "write the note"):
+            self._atomic_write(path, text)
         return self._index_file(path, text)
 
     def write_learning(
@@ -189,6 +270,13 @@ class Vault:
         ):
             if not value or not value.strip():
                 raise InvalidInput(f"{name} is empty", field=name)
+            _check_text(value, name, multiline=name != "title")
+        for name, values in (("tags", tags or []), ("entities", entities or [])):
+            for value in values:
+                _check_text(value, name, multiline=False)
+        for name, one in (("project", project), ("area", area)):
+            if one:
+                _check_text(one, name, multiline=False)
         if folder is None:
             folder = (
                 f"{self.para['projects']}/{_slug(project)}"
@@ -222,7 +310,8 @@ class Vault:
 
     def read_note(self, rel: str) -> dict[str, Any]:
         path = self.resolve(rel, must_exist=True)
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with os_errors("path", "read the note"):
+            text = path.read_text(encoding="utf-8", errors="replace")
         parsed = parse_note(text, path.stem)
         return {
             "path": self.rel(path),
@@ -245,7 +334,9 @@ class Vault:
         find: str | None = None,
     ) -> NoteInfo:
         path = self.resolve(rel, must_exist=True)
-        current = path.read_text(encoding="utf-8", errors="replace")
+        _check_text(text, "text", multiline=True)
+        with os_errors("path", "read the note"):
+            current = path.read_text(encoding="utf-8", errors="replace")
         if content_hash(current) != expected_hash:
             raise Conflict(
                 f"note {self.rel(path)} changed since it was read (hash differs)",
@@ -282,7 +373,8 @@ class Vault:
         meta = dict(parsed.frontmatter)
         meta["updated"] = _now_iso(self.clock())
         new_text = render_note(meta, body)
-        self._atomic_write(path, new_text)
+        with os_errors("path", "write the note"):
+            self._atomic_write(path, new_text)
         return self._index_file(path, new_text)
 
     def move_note(self, rel: str, to: str) -> NoteInfo:
@@ -294,8 +386,9 @@ class Vault:
         dest = self.resolve(dest_rel, field="to")
         if dest.exists():
             raise Conflict(f"{self.rel(dest)} exists", hint="Choose another destination.")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dest)
+        with os_errors("to", "move the note there"):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
         with self.index.write() as conn:
             conn.execute("DELETE FROM v_notes WHERE path=?", (self.rel(src),))
             self.index.delete(conn, "note", self.rel(src))
@@ -334,11 +427,17 @@ class Vault:
             self.index.upsert(
                 conn, "note", rel, parsed.title, parsed.body, at=updated, area=area, entities=ents
             )
+        link_error = None
         if self.linker is not None and ents:
             try:
                 self.linker.link_note(rel, ents)
-            except Exception as exc:  # the file is written; the graph link is best effort
-                log.warning("could not link %s to entities: %s", rel, exc)
+            except Exception as exc:  # the file is written; say that its links are not
+                why = exc.message if isinstance(exc, PaiError) else str(exc) or type(exc).__name__
+                link_error = (
+                    f"the note is written, but its links to {len(ents)} entities were not "
+                    f"recorded in the fact graph: {why}. Fix that and edit the note to record them"
+                )
+                log.warning("could not link %s to entities: %s", rel, why)
         return NoteInfo(
             path=rel,
             title=parsed.title,
@@ -348,6 +447,7 @@ class Vault:
             entities=ents,
             updated=_now_iso(updated),
             error=parsed.error,
+            link_error=link_error,
         )
 
     def sync(self) -> SyncReport:
@@ -379,6 +479,8 @@ class Vault:
                 report.errors.append(
                     {"path": rel, "line": parsed.error_line, "message": parsed.error}
                 )
+            if info.link_error:
+                report.errors.append({"path": rel, "line": None, "message": info.link_error})
         gone = set(known) - seen
         if gone:
             with self.index.write() as conn:

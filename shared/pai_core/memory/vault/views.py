@@ -21,6 +21,11 @@ class NoteInfo(BaseModel):
     entities: list[str]
     updated: str
     error: str | None = None
+    link_error: str | None = Field(
+        None,
+        description="Set when the note is written but its [[links]] to entities could not be "
+        "recorded in the fact graph: why, and what to do.",
+    )
 
 
 class SyncReport(BaseModel):
