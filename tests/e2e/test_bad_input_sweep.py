@@ -180,7 +180,7 @@ def _client(spec: ServerSpec, data: Path) -> Iterator[tuple[BlockingPortal, Clie
     server = spec.build(settings_)
     with (
         start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(Client(server)) as client,  # type: ignore[arg-type]
+        portal.wrap_async_context_manager(Client(server)) as client,
     ):
         yield portal, client
 

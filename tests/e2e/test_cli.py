@@ -9,20 +9,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import SERVERS, VENV_BIN, stop_process
 
 PAI = str(VENV_BIN / "pai")
 
 
-def _run(args: list[str], env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PAI, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        **kw,  # type: ignore[call-overload]
+        [PAI, *args], env=env, capture_output=True, text=True, timeout=180, check=False, **kw
     )
 
 
@@ -94,6 +90,7 @@ def test_up_starts_all_checks_health_writes_mcp_json_and_stops(
             if "PAI is up" in line:
                 break
         text = "".join(lines)
+        assert proc.stderr is not None
         assert "PAI is up" in text, text + (proc.stderr.read() if proc.poll() is not None else "")
         for name in SERVERS:
             assert f"{name} " in text

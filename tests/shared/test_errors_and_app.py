@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import anyio
 import pytest
 from mcp import Client
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from pai_core import annotations as ann
@@ -27,6 +28,13 @@ from pai_core.settings import ServerSettings
 
 SECRET = "s3cr3t-value-of-the-backend"
 register_secret(SECRET)
+
+
+def _first(result: CallToolResult) -> str:
+    """The text of a result's first content block."""
+    block = result.content[0]
+    assert isinstance(block, TextContent), block
+    return block.text
 
 
 def test_message_carries_context_and_next_step() -> None:
@@ -108,8 +116,9 @@ def test_tools_through_a_real_client_session() -> None:
         async with Client(_server()) as client:  # type: ignore[arg-type]
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert set(tools) == {"echo", "wipe", "store", "wrong_result", "health"}
-            assert tools["echo"].annotations.read_only_hint is True
-            assert tools["wipe"].annotations.destructive_hint is True
+            echo, wipe = tools["echo"].annotations, tools["wipe"].annotations
+            assert echo is not None and echo.read_only_hint is True
+            assert wipe is not None and wipe.destructive_hint is True
             assert tools["echo"].output_schema is not None
 
             ok = await client.call_tool("echo", {"value": 3})
@@ -117,21 +126,21 @@ def test_tools_through_a_real_client_session() -> None:
 
             denied = await client.call_tool("echo", {"value": 13})
             assert denied.is_error
-            assert "PolicyDenied: 13 is not allowed" in denied.content[0].text
-            assert "rule='no-13'" in denied.content[0].text
+            assert "PolicyDenied: 13 is not allowed" in _first(denied)
+            assert "rule='no-13'" in _first(denied)
 
             crash = await client.call_tool("echo", {"value": 7})
             assert crash.is_error
-            text = crash.content[0].text
+            text = _first(crash)
             assert text.startswith("UnexpectedError: echo failed"), text
             assert "RuntimeError" in text and "nothing was changed" in text
             assert SECRET not in text
 
             bad = await client.call_tool("echo", {"value": -1})
-            assert bad.is_error and "value" in bad.content[0].text
+            assert bad.is_error and "value" in _first(bad)
 
             missing = await client.call_tool("wipe", {"target": "x"})
-            assert missing.is_error and "NotFound: no target x" in missing.content[0].text
+            assert missing.is_error and "NotFound: no target x" in _first(missing)
 
             health = await client.call_tool("health", {})
             assert health.structured_content["status"] == "ok"
@@ -152,7 +161,7 @@ def _texts(calls: dict[str, tuple[str, dict[str, object]]]) -> dict[str, str]:
             for key, (name, args) in calls.items():
                 result = await client.call_tool(name, args)
                 assert result.is_error, (key, result)
-                out[key] = result.content[0].text  # type: ignore[union-attr]
+                out[key] = _first(result)
         return out
 
     return anyio.run(run)

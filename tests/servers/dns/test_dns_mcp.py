@@ -39,8 +39,12 @@ def test_plan_apply_verify_through_mcp(
                 "delete_record",
                 "health",
             } <= set(tools)
-            assert tools["apply_change"].annotations.destructive_hint is True
-            assert tools["list_records"].annotations.read_only_hint is True
+            apply_hints, list_hints = (
+                tools["apply_change"].annotations,
+                tools["list_records"].annotations,
+            )
+            assert apply_hints is not None and apply_hints.destructive_hint is True
+            assert list_hints is not None and list_hints.read_only_hint is True
             health = (await s.call_tool("health", {})).structured_content
             assert health["status"] == "ok" and health["configured"]
             assert knot.secret not in str(health)

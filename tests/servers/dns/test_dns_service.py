@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_plan_apply_verify_each_type(primary: DnsServer, tmp_path: Path, rtype: 
 def test_one_plan_many_changes_is_one_update(knot: DnsServer, tmp_path: Path) -> None:
     svc = service_for(knot, tmp_path)
     before_serial = knot.serial()
-    changes = [
+    changes: list[dict[str, Any]] = [
         {"action": "set", "name": "www", "type": "A", "values": ["192.0.2.2"]},
         {"action": "add", "name": "api", "type": "A", "values": ["192.0.2.3"]},
         {"action": "delete", "name": "old", "type": "A"},
@@ -162,7 +163,7 @@ def test_change_share_needs_force_and_force_is_recorded(knot: DnsServer, tmp_pat
     svc = service_for(knot, tmp_path, max_change_share=0.2, min_records_for_share=2)
     created = [{"name": f"h{i}", "type": "A", "values": [f"192.0.2.{100 + i}"]} for i in range(9)]
     svc.apply(svc.plan("example.test", created)["plan_id"])  # creations do not count
-    changes = [
+    changes: list[dict[str, Any]] = [
         {"name": "www", "type": "A", "values": ["192.0.2.200"]},
         {"name": "mail", "type": "A", "values": ["192.0.2.201"]},
         {"name": "old", "type": "A", "action": "delete"},

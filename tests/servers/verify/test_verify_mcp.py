@@ -29,10 +29,10 @@ def _marked_browsers() -> set[int]:
 def test_verify_tools_through_mcp(site: Site, pai_env: dict[str, str], chromium: str) -> None:
     before = _marked_browsers()
     env = {**pai_env, "PAI_VERIFY_CHROMIUM_PATH": chromium}
-    progress: list[str] = []
+    messages: list[str] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append(message or "")
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
 
     async def run() -> dict[str, Any]:
         params = StdioServerParameters(command=script("verify"), env=env)
@@ -48,7 +48,7 @@ def test_verify_tools_through_mcp(site: Site, pai_env: dict[str, str], chromium:
                 "visual_diff",
                 "verify_deployment",
             } <= set(tools)
-            assert all(t.annotations.read_only_hint for t in tools.values())
+            assert all(t.annotations and t.annotations.read_only_hint for t in tools.values())
             out: dict[str, Any] = {}
             out["http"] = await s.call_tool("http_check", {"url": site.url("/redirect")})
             out["shot"] = await s.call_tool(
@@ -77,7 +77,7 @@ def test_verify_tools_through_mcp(site: Site, pai_env: dict[str, str], chromium:
     image = next(c for c in shot.content if c.type == "image")
     assert base64.b64decode(image.data)[:4] == b"\x89PNG"
     assert Path(meta["path"]).is_file()
-    assert got["wait"].structured_content["live"] and len(progress) >= 3
+    assert got["wait"].structured_content["live"] and len(messages) >= 3
     assert got["verdict"].structured_content["passed"]
     assert got["refused"].is_error and "only http and https" in got["refused"].content[0].text
     assert got["health"].structured_content["details"]["browser_launches"] == 1
