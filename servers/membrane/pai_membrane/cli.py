@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pai_core.errors import PaiError
 from pai_membrane.memory import MembraneMemory
-from pai_membrane.settings import MembraneSettings
+from pai_membrane.settings import TRANSCRIPT_ROOTS, MembraneSettings
 
 __all__ = ["capture", "reindex"]
 
@@ -56,7 +56,9 @@ def capture(settings: MembraneSettings, argv: list[str]) -> int:
         print("pai membrane capture: no transcript_path in the hook input", file=sys.stderr)
         return 1
     try:
-        report = MembraneMemory(settings).episodes.ingest(Path(path))
+        report = MembraneMemory(settings).episodes.ingest(
+            Path(path), roots=settings.transcript_roots, setting=TRANSCRIPT_ROOTS
+        )
     except PaiError as exc:
         print(f"pai membrane capture: {exc}", file=sys.stderr)
         return 1

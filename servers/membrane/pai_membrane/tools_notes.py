@@ -14,6 +14,7 @@ from pai_core.memory.episodes.views import IngestReport
 from pai_core.memory.vault.views import NoteInfo, SyncReport
 from pai_membrane.memory import MembraneMemory
 from pai_membrane.search.views import SearchHit
+from pai_membrane.settings import TRANSCRIPT_ROOTS
 
 __all__ = ["register_note_tools"]
 
@@ -63,7 +64,8 @@ def register_note_tools(server: MCPServer[Any], memory: MembraneMemory) -> None:
         ] = None,
         area: Annotated[str | None, Field(description="Area of responsibility.")] = None,
     ) -> NoteInfo:
-        """Write a learning (Problem → Solution → Takeaway) as a Markdown note in the vault."""
+        """Write a learning (Problem → Solution → Takeaway) as a Markdown note in the vault.
+        If link_error is set, the note is written but its entity links are not in the graph."""
         info = memory.ready_vault().write_learning(
             title,
             problem,
@@ -92,7 +94,8 @@ def register_note_tools(server: MCPServer[Any], memory: MembraneMemory) -> None:
             ),
         ] = None,
     ) -> NoteInfo:
-        """Create a note (atomic write). Existing notes need overwrite plus the expected hash."""
+        """Create a note (atomic write). Existing notes need overwrite plus the expected hash.
+        If link_error is set, the note is written but its [[links]] are not in the graph."""
         info = memory.ready_vault().write_note(
             path, body, frontmatter=frontmatter, overwrite=overwrite, expected_hash=expected_hash
         )
@@ -113,7 +116,8 @@ def register_note_tools(server: MCPServer[Any], memory: MembraneMemory) -> None:
         find: Annotated[str | None, Field(description="Exact text, for find_replace.")] = None,
     ) -> NoteInfo:
         """Edit a note guarded by its hash: if a person changed it since you read it, nothing
-        is written and the error says to read it again."""
+        is written and the error says to read it again. If link_error is set, the edit is
+        written but the note's [[links]] are not in the graph."""
         info = memory.ready_vault().edit_note(
             path, expected_hash, mode, text, section=section, find=find
         )
@@ -199,8 +203,17 @@ def register_note_tools(server: MCPServer[Any], memory: MembraneMemory) -> None:
 
     @tool(server, tool_annotations(read_only=False, idempotent=True))
     def ingest_transcript(
-        path: Annotated[str, Field(description="A Claude Code session transcript (.jsonl).")],
+        path: Annotated[
+            str,
+            Field(
+                description="Absolute path of a Claude Code session transcript (.jsonl) under "
+                "the configured transcript folders (default ~/.claude/projects)."
+            ),
+        ],
     ) -> IngestReport:
         """Import a Claude Code transcript as searchable episodes; re-ingesting adds only what
-        is new. Corrupt lines are skipped and counted."""
-        return memory.episodes.ingest(Path(path))
+        is new. Corrupt lines are skipped and counted. Only transcripts under the configured
+        folders are read (setting PAI_MEMBRANE_TRANSCRIPT_ROOTS)."""
+        return memory.episodes.ingest(
+            Path(path), roots=memory.server_settings.transcript_roots, setting=TRANSCRIPT_ROOTS
+        )

@@ -21,7 +21,11 @@ def _pai(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.Co
 
 def test_capture_hook_and_reindex(pai_env: dict[str, str], tmp_path: Path) -> None:
     env = {**pai_env, "PAI_MEMBRANE_EMBEDDINGS": "false"}
-    transcript = tmp_path / "s-42.jsonl"
+    env.pop("CLAUDE_CONFIG_DIR", None)
+    # where Claude Code writes it, and so where its SessionEnd hook's transcript_path points
+    projects = Path(env["HOME"]) / ".claude" / "projects"
+    transcript = projects / "-home-dev-projects-pai" / "s-42.jsonl"
+    transcript.parent.mkdir(parents=True)
     shutil.copy(DATA / "session.jsonl", transcript)
     hook = {
         "session_id": "s-42",
@@ -37,8 +41,23 @@ def test_capture_hook_and_reindex(pai_env: dict[str, str], tmp_path: Path) -> No
     assert "captured 0 new turn(s)" in again.stderr
     bad = _pai(["capture"], env, "not json")
     assert bad.returncode == 1 and "not JSON" in bad.stderr
-    missing = _pai(["capture"], env, json.dumps({"transcript_path": str(tmp_path / "no.jsonl")}))
+    missing = _pai(["capture"], env, json.dumps({"transcript_path": str(projects / "no.jsonl")}))
     assert missing.returncode == 1 and "no transcript" in missing.stderr
+    outside = tmp_path / "s-43.jsonl"
+    shutil.copy(DATA / "session.jsonl", outside)
+    refused = _pai(["capture"], env, json.dumps({"transcript_path": str(outside)}))
+    assert refused.returncode == 1 and "outside the folders" in refused.stderr
+    assert "PAI_MEMBRANE_TRANSCRIPT_ROOTS" in refused.stderr
+    # Claude Code with CLAUDE_CONFIG_DIR writes its transcripts there; the hook follows it
+    relocated = tmp_path / "claude-config" / "projects" / "-srv" / "s-44.jsonl"
+    relocated.parent.mkdir(parents=True)
+    shutil.copy(DATA / "session.jsonl", relocated)
+    moved = _pai(
+        ["capture"],
+        {**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config")},
+        json.dumps({"transcript_path": str(relocated)}),
+    )
+    assert moved.returncode == 0 and "captured 0 new turn(s)" in moved.stderr  # same turn ids
     vault = Path(env["PAI_HOME"]) / "memory" / "vault" / "3-Resources"
     vault.mkdir(parents=True)
     (vault / "note.md").write_text("# Note\n\nzone transfer tips")

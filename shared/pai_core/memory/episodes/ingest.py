@@ -5,18 +5,24 @@ directory; tool calls and results are summarised in a line each. Re-ingesting th
 longer transcript adds only what is new: a transcript's progress (byte offset) is kept, and
 episode ids are the turns' own uuids. A truncated last line is left for next time; a corrupt
 line is skipped and counted.
+
+Only ``.jsonl`` files named by an absolute path are read, and a server passes the folders it may
+read them from (``roots``, e.g. Claude Code's ``~/.claude/projects``): a transcript elsewhere is
+refused with the setting to change, before anything about it is looked at.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pai_core.errors import InvalidInput, NotFound
 from pai_core.memory.episodes.views import IngestReport
+from pai_core.memory.fspaths import check_length, os_errors
 from pai_core.memory.fulltext import SearchIndex
 
 __all__ = ["EpisodeStore", "IngestReport", "turn_text"]
@@ -68,10 +74,50 @@ def turn_text(message: Any) -> str:
 def _timestamp(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
+    from pai_core.memory.timeparse import in_range
+
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
         return None
+    return at if in_range(at) else None
+
+
+def _transcript(path: Path, roots: Sequence[Path] | None, setting: str) -> Path:
+    """``path`` if it may be read as a transcript; refused (naming ``setting``) otherwise."""
+    folders = ", ".join(str(r) for r in roots) if roots is not None else ""
+    where = f"Claude Code's transcripts are under {folders}" if folders else "Give its full path"
+    path = path.expanduser()
+    if not path.is_absolute():
+        raise InvalidInput(
+            "path must be absolute (the transcript's full path)",
+            field="path",
+            hint=f"{where}; nothing was read.",
+        )
+    if path.suffix != ".jsonl":
+        raise InvalidInput("a transcript is a .jsonl file", field="path")
+    check_length(path, field="path")
+    if roots is not None:
+        with os_errors("path", "look up the transcript"):
+            try:
+                real = path.resolve()
+            except RuntimeError:  # a symlink loop (before Python 3.13)
+                raise InvalidInput(
+                    "path cannot be resolved (a symlink loop?)", field="path"
+                ) from None
+            allowed = [Path(r).expanduser().resolve() for r in roots]
+        if not any(real.is_relative_to(r) for r in allowed):
+            raise InvalidInput(
+                "path is outside the folders transcripts are read from"
+                + (f" ({folders})" if folders else " (none is configured)"),
+                field="path",
+                hint=f"To read transcripts from another folder, add it to {setting}; "
+                "nothing was read.",
+            )
+    with os_errors("path", "look up the transcript"):
+        if not path.is_file():
+            raise NotFound(f"no transcript at {path}", field="path")
+    return path
 
 
 class EpisodeStore:
@@ -80,24 +126,29 @@ class EpisodeStore:
         self.db = index.db
         self.db.ensure_schema("episodes", _SCHEMA)
 
-    def ingest(self, path: Path) -> IngestReport:
-        path = path.expanduser()
-        if not path.is_file():
-            raise NotFound(f"no transcript at {path}", field="path")
-        if path.suffix != ".jsonl":
-            raise InvalidInput("a transcript is a .jsonl file", field="path")
+    def ingest(
+        self,
+        path: Path,
+        *,
+        roots: Sequence[Path] | None = None,
+        setting: str = "transcript_roots",
+    ) -> IngestReport:
+        """Add the transcript's new turns. ``roots``: the only folders it may lie in (None: any;
+        servers always pass theirs), ``setting``: what a refusal tells the user to change."""
+        path = _transcript(path, roots, setting)
         key = str(path.resolve())
         conn = self.db.conn()
         row = conn.execute(
             "SELECT offset, episodes, skipped, session_id FROM e_transcripts WHERE path=?", (key,)
         ).fetchone()
         offset, total, skipped, session = row or (0, 0, 0, None)
-        size = path.stat().st_size
-        if size < offset:  # rewritten or truncated: read again; ids keep it idempotent
-            offset = 0
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
+        with os_errors("path", "read the transcript"):
+            size = path.stat().st_size
+            if size < offset:  # rewritten or truncated: read again; ids keep it idempotent
+                offset = 0
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
         complete, _, partial = data.rpartition(b"\n")
         lines = complete.split(b"\n") if complete else []
         added = new_skipped = 0
