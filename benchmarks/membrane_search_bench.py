@@ -29,8 +29,10 @@ BIN = Path(sys.executable).parent
 
 import numpy as np  # noqa: E402
 
+from pai_core.memory.graph.views import FactIn  # noqa: E402
 from pai_core.settings import MemorySettings, load_settings  # noqa: E402
 from pai_membrane.memory import MembraneMemory  # noqa: E402
+from pai_membrane.search.indexer import Indexer  # noqa: E402
 from pai_membrane.settings import MembraneSettings  # noqa: E402
 from tests.servers.membrane.retrieval import evaluate, load_set, write_set  # noqa: E402
 
@@ -189,6 +191,7 @@ def main() -> int:
             ),
         )
         memory = MembraneMemory(settings)
+        memory.indexer.stop()  # the phases below embed on purpose; the indexer is timed apart
         vault, search = memory.ready_vault(), memory.search
         assert memory.embedder is not None, "install the embeddings extra to run this benchmark"
         memory.embedder.embed([sentence(rng) for _ in range(64)])  # load and warm the model
@@ -272,6 +275,41 @@ def main() -> int:
         result["search_after_write_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
         result["search_after_write_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)
         result["matrix_reloads_during_writes"] = search.vectors.full_loads - loads
+        # remember_facts of 1,000 facts, then search at once while their vectors are computed
+        # in the background: the write indexes them for full text, search only reads
+        indexer = Indexer(search.sync_facts, search.embed_pending)
+        indexer.start()
+        lat, settle = [], []
+        for round_ in range(3):
+            facts = [
+                FactIn(
+                    subject=f"svc-{round_}-{i}",
+                    predicate="RUNS_ON",
+                    object=f"host-{i % 50}",
+                    note=sentence(rng, 8),
+                )
+                for i in range(1000)
+            ]
+            t = time.perf_counter()
+            memory.graph.remember_many(facts)
+            search.sync_facts()  # what membrane's remember_facts does before it returns
+            indexer.kick()
+            result.setdefault("bulk_write_1000_facts_ms", []).append(
+                round((time.perf_counter() - t) * 1000, 1)
+            )
+            for q in queries[:15]:
+                t = time.perf_counter()
+                search.search(q)
+                lat.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            while memory.index.waiting_for_vectors():
+                time.sleep(0.05)
+            settle.append(time.perf_counter() - t)
+        indexer.stop()
+        lat.sort()
+        result["search_after_bulk_write_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
+        result["search_after_bulk_write_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)
+        result["bulk_vectors_settled_s"] = round(max(settle), 1)
         t = time.perf_counter()
         search.vectors._reload(conn, search.vectors._seq)
         result["matrix_full_reload_ms"] = round((time.perf_counter() - t) * 1000, 1)
@@ -329,7 +367,12 @@ def main() -> int:
         f"| full-text only, p50 / p95 | {r['search_text_p50_ms']} / {r['search_text_p95_ms']} ms |",
         f"| the same hybrid search, query embedded by sentence-transformers, p50 / p95 | "
         f"{r['search_hybrid_torch_p50_ms']} / {r['search_hybrid_torch_p95_ms']} ms |",
-        f"| search right after writing a note (embed it, patch the matrix), p50 / p95 | "
+        f"| search right after remember_facts of 1,000 facts (vectors computed in the "
+        f"background meanwhile), p50 / p95 | {r['search_after_bulk_write_p50_ms']} / "
+        f"{r['search_after_bulk_write_p95_ms']} ms (target p95 ≤ 100 ms; the write itself "
+        f"{max(r['bulk_write_1000_facts_ms'])} ms; all vectors in after "
+        f"{r['bulk_vectors_settled_s']} s) |",
+        f"| search right after writing a note (words only until its vector lands), p50 / p95 | "
         f"{r['search_after_write_p50_ms']} / {r['search_after_write_p95_ms']} ms "
         f"({r['matrix_reloads_during_writes']} full reloads; one takes "
         f"{r['matrix_full_reload_ms']} ms) |",
