@@ -96,11 +96,54 @@ def test_building_a_server_loads_no_heavy_module(name: str, pai_env: dict[str, s
 def test_public_surface_of_core_modules_exists() -> None:
     import importlib
 
-    for path in sorted((ROOT / "shared" / "pai_core").glob("*.py")):
-        module = importlib.import_module(
-            f"pai_core.{path.stem}" if path.stem != "__init__" else "pai_core"
-        )
+    core = ROOT / "shared"
+    for path in sorted((core / "pai_core").rglob("*.py")):
+        parts = path.relative_to(core).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if parts[-1] == "__init__" and len(parts) > 2:
+            continue  # a subpackage's __init__ only describes it (pai_core.memory.graph)
+        module = importlib.import_module(name)
         exported = getattr(module, "__all__", None)
-        assert exported is not None, f"{path.name} has no __all__"
+        assert exported is not None, f"{name} has no __all__"
         missing = [n for n in exported if not hasattr(module, n)]
-        assert missing == [], (path.name, missing)
+        assert missing == [], (name, missing)
+
+
+# What pai_core (the memory included) may import beyond the standard library: its declared
+# dependencies and the SDK's HTTP client, nothing heavy, so every server can link the memory
+# without a model or a browser.
+CORE_DEPENDENCIES = {
+    "mcp",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_settings",
+    "uvicorn",
+    "starlette",
+    "anyio",
+    "typer",
+    "httpx2",
+    "yaml",
+    "pai_core",
+}
+
+
+def test_core_imports_only_the_standard_library_and_its_light_dependencies() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(extra)
+        for path in _files(ROOT / "shared" / "pai_core")
+        if (extra := _imports(path) - CORE_DEPENDENCIES - set(sys.stdlib_module_names))
+    }
+    assert offenders == {}
+
+
+def test_importing_the_memory_package_loads_none_of_its_layers(pai_env: dict[str, str]) -> None:
+    code = (
+        "import sys, pai_core.memory\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pai_core.memory.') "
+        "or m in ('sqlite3', 'yaml')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=pai_env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
