@@ -33,26 +33,42 @@ _CALLER_ERRNOS = {
 }
 
 
-def _limits(path: Path) -> tuple[int, int]:
-    """NAME_MAX and PATH_MAX of the file system holding ``path``: those of its deepest existing
-    folder, found from the top down (the path itself may be too long even to look at)."""
+def _pathconf(folder: Path) -> tuple[int, int]:
+    return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+
+
+def _limits(path: Path, within: Path | None) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX of the file system holding ``path``: those of ``within`` (an
+    existing folder above it), else of its deepest existing folder, found from the top down
+    (the path itself may be too long even to look at)."""
     limits = (NAME_MAX, PATH_MAX)
+    if within is not None:
+        try:
+            return _pathconf(within)
+        except (OSError, ValueError, AttributeError):
+            return limits
     probe = Path(path.anchor or ".")
     for part in path.parts[1:] if path.anchor else path.parts:
         try:
             if not probe.is_dir():
                 break
-            limits = (os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX"))
+            limits = _pathconf(probe)
         except (OSError, ValueError, AttributeError):  # too long, not POSIX, or no such name
             break
         probe = probe / part
     return limits
 
 
-def check_length(path: Path, *, field: str) -> None:
-    """Refuse ``path`` when a name in it or the whole of it is too long to open."""
-    whole = len(os.fsencode(str(path)))
-    name_max, path_max = _limits(path) if whole < PATH_MAX else (NAME_MAX, PATH_MAX)
+def _size(text: str) -> int:
+    """Bytes of ``text`` as the file system sees them (a lone surrogate counts, not raises)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_length(path: Path, *, field: str, within: Path | None = None) -> None:
+    """Refuse ``path`` when a name in it or the whole of it is too long to open; ``within``:
+    an existing folder above it on the same file system (the vault), whose limits apply."""
+    whole = _size(str(path))
+    name_max, path_max = _limits(path, within) if whole < PATH_MAX else (NAME_MAX, PATH_MAX)
     if whole >= path_max:
         raise InvalidInput(
             f"{field} is too long for the file system ({whole} bytes; at most {path_max - 1} "
@@ -61,7 +77,7 @@ def check_length(path: Path, *, field: str) -> None:
             hint="Use a shorter path; nothing was changed.",
         )
     for part in path.parts:
-        size = len(os.fsencode(part))
+        size = _size(part)
         if size > name_max:
             raise InvalidInput(
                 f"{field} has a name of {size} bytes, longer than the file system allows "

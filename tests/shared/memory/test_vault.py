@@ -255,7 +255,19 @@ def test_control_characters_in_note_bodies_are_refused_but_tabs_and_newlines_sta
 
 
 @pytest.mark.parametrize(
-    "ch", ["\u202e", "\u200b", "\u200d", "\ufeff", "\u2066", "\u00ad", "\x00", "\x1f", "\u2028"]
+    "ch",
+    [
+        "\u202e",
+        "\u200b",
+        "\u200d",
+        "\ufeff",
+        "\u2066",
+        "\u00ad",
+        "\x00",
+        "\x1f",
+        "\u2028",
+        "\ud800",
+    ],
 )
 def test_invisible_characters_in_paths_are_refused(vault: Vault, ch: str) -> None:
     note = vault.write_note("3-Resources/seen.md", "x")
