@@ -39,7 +39,7 @@ from mcp.types import CallToolResult, TextContent
 from pai_core.settings import load_settings
 from pai_core.spec import ServerSpec, discover_servers
 
-EXAMPLES_PER_TOOL = 12
+EXAMPLES_PER_TOOL = 10
 CALL_DEADLINE_S = 30
 PAI_SHAPE = re.compile(r"^[A-Z][A-Za-z]+: \S")
 

@@ -140,23 +140,9 @@ def test_claude_code_sees_every_server_of_pai_up(pai_env: dict[str, str], tmp_pa
     from tests.conftest import assert_claude_sees_every_server, node_client
 
     node_client("claude")  # skip before starting anything if the client is not installed
-    proc = subprocess.Popen(
-        [PAI, "up"],
-        env=pai_env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _pai_up([], pai_env, tmp_path)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 150
-        seen = ""
-        while time.monotonic() < deadline and "PAI is up" not in seen:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen += line
+        seen = _until_up(proc)
         assert "PAI is up" in seen, seen
         assert_claude_sees_every_server(tmp_path, pai_env)
     finally:
@@ -165,6 +151,30 @@ def test_claude_code_sees_every_server_of_pai_up(pai_env: dict[str, str], tmp_pa
             proc.wait(60)
         finally:
             stop_process(proc)  # type: ignore[arg-type]
+
+
+def _pai_up(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PAI, "up", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _until_up(proc: subprocess.Popen[str], timeout: float = 150) -> str:
+    """What ``pai up`` printed until its "PAI is up" line (or until it stopped printing)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline and "PAI is up" not in seen:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    return seen
 
 
 def _stderr_lines(proc: subprocess.Popen[str], seen: list[str], until: str, count: int) -> None:
@@ -185,19 +195,9 @@ def _stderr_lines(proc: subprocess.Popen[str], seen: list[str], until: str, coun
 def test_up_reports_a_dead_server_once_with_its_log(
     pai_env: dict[str, str], tmp_path: Path
 ) -> None:
-    proc = subprocess.Popen(
-        [PAI, "up", "--only", "dns", "--only", "mail", "--mcp-json", str(tmp_path / "m.json")],
-        env=pai_env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _pai_up(["--only", "dns", "--only", "mail", "--mcp-json", "m.json"], pai_env, tmp_path)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 150
-        while "PAI is up" not in (line := proc.stdout.readline()):
-            assert line and time.monotonic() < deadline, "pai up did not come up"
+        assert "PAI is up" in _until_up(proc), "pai up did not come up"
         children = sorted(_children(proc.pid))
         assert len(children) == 2
         seen: list[str] = []

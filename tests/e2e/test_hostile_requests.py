@@ -19,17 +19,8 @@ import httpx
 import pytest
 
 from tests.conftest import VENV_BIN, free_port, run_server, script, stop_process
+from tests.e2e.client_fixtures import INITIALIZE as INIT
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "pai-test", "version": "0"},
-    },
-}
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 DEEP = json.dumps(
     {
