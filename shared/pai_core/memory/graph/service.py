@@ -383,9 +383,27 @@ class GraphService:
                 type=entity.type,
                 aliases=tx.aliases(entity.id),
                 outgoing=self._views(tx, out[:limit]),
-                incoming=self._views(tx, inc[:limit]),
+                incoming=self._inverted(tx, entity.name, self._views(tx, inc[:limit])),
                 truncated=truncated,
             )
+
+    @staticmethod
+    def _inverted(tx: GraphTx, name: str, incoming: list[FactView]) -> list[FactView]:
+        """Incoming facts as read from the entity: under the predicate's inverse where one is
+        defined (``web RUNS_ON host1`` is listed at host1 as ``host1 HOSTS web``; same fact id)."""
+        inverse: dict[str, str | None] = {}
+        out = []
+        for view in incoming:
+            if view.predicate not in inverse:
+                pred = tx.predicate(view.predicate)
+                inverse[view.predicate] = pred.inverse if pred else None
+            inv = inverse[view.predicate]
+            out.append(
+                view.model_copy(update={"subject": name, "predicate": inv, "object": view.subject})
+                if inv
+                else view
+            )
+        return out
 
     def query(
         self,
