@@ -13,16 +13,21 @@ expiry in one Redis). Every manager process runs the same rules against the same
   assigned longest ago (round-robin between equals);
 - a lease not renewed in time (its manager died) puts the job back in the queue; a result is
   accepted only from the attempt that holds the lease, so one idempotency key has one result.
+
+Writes of one process queue on a process-local lock before they take the store's lock, so the
+threads of one manager never spin on SQLite's busy handler (which sleeps in 1-100 ms steps)
+against each other; reads (status, listings, statistics) take no write lock at all.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 __all__ = ["FINISHED", "Job", "Ledger", "Lease", "SlotSpec", "Store", "WorkerState"]
@@ -59,11 +64,15 @@ class Job:
     cancel: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A shallow dict of the fields (JSON-safe: params and result already are)."""
+        return {name: getattr(self, name) for name in _JOB_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         return cls(**data)
+
+
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +111,19 @@ class SlotSpec:
 
 
 class Store(Protocol):
-    """Primitive reads and writes; every call but ``transaction`` runs inside one."""
+    """Primitive reads and writes; every call runs inside ``transaction`` (or, for reads only,
+    ``reading``: a consistent view that does not block writers)."""
 
     def describe(self) -> str: ...
     def transaction(self) -> AbstractContextManager[None]: ...
+    def reading(self) -> AbstractContextManager[None]: ...
     def next_seq(self) -> int: ...
     def insert(self, job: Job) -> None: ...
     def save(self, job: Job) -> None: ...
     def load(self, job_id: str) -> Job | None: ...
     def find_idem(self, client: str, key: str) -> str | None: ...
     def queued_clients(self) -> list[str]: ...
-    def heads(self, client: str, limit: int) -> list[Job]: ...
+    def heads(self, client: str, limit: int) -> Iterable[Job]: ...
     def leases(self) -> list[Lease]: ...
     def put_lease(self, lease: Lease) -> None: ...
     def drop_lease(self, job_id: str) -> None: ...
@@ -131,6 +142,7 @@ class Store(Protocol):
         self, filters: dict[str, str | None], limit: int, offset: int
     ) -> tuple[list[Job], int]: ...
     def pinned_queued(self, manager: str) -> list[str]: ...
+    def cancel_requested(self, job_ids: Sequence[str]) -> list[str]: ...
 
 
 class Ledger:
@@ -139,6 +151,13 @@ class Ledger:
     def __init__(self, store: Store, *, lease_ttl_s: float = 15.0) -> None:
         self.store = store
         self.lease_ttl_s = lease_ttl_s
+        self._mutex = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: this process's lock first, then the store's."""
+        with self._mutex, self.store.transaction():
+            yield
 
     def describe(self) -> str:
         return self.store.describe()
@@ -146,7 +165,7 @@ class Ledger:
     # ------------------------------------------------------------------ submit and read
     def submit(self, job: Job) -> tuple[Job, bool]:
         """Queue ``job``; with an idempotency key already used by its client, return that one."""
-        with self.store.transaction():
+        with self.transaction():
             if job.idem:
                 existing = self.store.find_idem(job.client, job.idem)
                 if existing:
@@ -159,33 +178,53 @@ class Ledger:
             self.store.insert(job)
             return job, False
 
+    def submit_and_claim(
+        self, job: Job, manager: str, slots: Sequence[SlotSpec]
+    ) -> tuple[Job, bool, list[Job]]:
+        """``submit``, then ``dispatch`` in the same transaction: a job that finds a free slot
+        starts at once, without a second transaction or a hop to the dispatcher."""
+        with self.transaction():
+            stored, duplicate = self.submit(job)
+            return stored, duplicate, self.dispatch(manager, slots)
+
     def get(self, job_id: str) -> Job | None:
-        with self.store.transaction():
+        with self.store.reading():
             return self.store.load(job_id)
 
     def select(
         self, filters: dict[str, str | None], limit: int = 50, offset: int = 0
     ) -> tuple[list[Job], int]:
-        with self.store.transaction():
+        with self.store.reading():
             return self.store.select(filters, limit, offset)
 
     # ------------------------------------------------------------------ dispatch
+    def claimable(self, slots: Sequence[SlotSpec], now: float | None = None) -> bool:
+        """Whether a ``dispatch`` could claim or requeue anything now: a read that takes no
+        write lock, so a manager with nothing to do does not queue behind busy ones."""
+        now = time.time() if now is None else now
+        with self.store.reading():
+            leases = self.store.leases()
+            if any(lease.expires_at <= now for lease in leases):
+                return True
+            running = Counter(lease.worker for lease in leases)
+            if not _free(slots, self.store.worker_states(), running):
+                return False
+            return bool(self.store.queued_clients())
+
     def dispatch(
         self, manager: str, slots: Sequence[SlotSpec], now: float | None = None, limit: int = 64
     ) -> list[Job]:
         """Claim up to ``limit`` jobs for ``manager`` onto free admitted slots (one transaction)."""
         now = time.time() if now is None else now
         out: list[Job] = []
-        with self.store.transaction():
-            self._requeue_expired(now)
-            states = self.store.worker_states()
+        with self.transaction():
             leases = self.store.leases()
+            if any(lease.expires_at <= now for lease in leases):
+                self._requeue_expired(now, leases)
+                leases = [lease for lease in leases if lease.expires_at > now]
+            states = self.store.worker_states()
             running = Counter(lease.worker for lease in leases)
-            free = {
-                s.name: s.concurrency - running[s.name]
-                for s in slots
-                if _admitted(states.get(s.name)) and s.concurrency > running[s.name]
-            }
+            free = _free(slots, states, running)
             if not free:
                 return out
             clients = self.store.queued_clients()
@@ -264,12 +303,12 @@ class Ledger:
         if not job_ids:
             return
         now = time.time() if now is None else now
-        with self.store.transaction():
+        with self.transaction():
             self.store.renew(manager, job_ids, now + self.lease_ttl_s)
 
     def holds(self, job_id: str, attempt: int, manager: str) -> Job | None:
         """The job if ``manager``'s attempt still holds its lease (else None)."""
-        with self.store.transaction():
+        with self.store.reading():
             return self._held(job_id, attempt, manager)
 
     def _held(self, job_id: str, attempt: int, manager: str) -> Job | None:
@@ -289,16 +328,31 @@ class Ledger:
         state: str,
         result: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> bool:
-        """Record the attempt's outcome; False when this attempt no longer owns the job."""
-        with self.store.transaction():
+    ) -> Job | None:
+        """Record the attempt's outcome and return the job as stored; None when this attempt
+        no longer owns the job."""
+        with self.transaction():
             job = self._held(job_id, attempt, manager)
             if job is None:
-                return False
+                return None
             if job.cancel and state == "succeeded":
                 state, result, error = "cancelled", None, "cancelled while running"
             self._close(job, state, result, error, time.time())
-            return True
+            return job
+
+    def finish_and_claim(
+        self,
+        job_id: str,
+        attempt: int,
+        manager: str,
+        result: dict[str, Any],
+        slots: Sequence[SlotSpec],
+    ) -> tuple[Job | None, list[Job]]:
+        """A succeeded attempt's ``finish``, then ``dispatch`` in the same transaction, so the
+        slot it frees (or any other) takes its next job at once."""
+        with self.transaction():
+            done = self.finish(job_id, attempt, manager, "succeeded", result)
+            return done, self.dispatch(manager, slots)
 
     def retry(
         self,
@@ -313,7 +367,7 @@ class Ledger:
 
         Returns the job's new state, or None when this attempt no longer owns the job.
         """
-        with self.store.transaction():
+        with self.transaction():
             job = self._held(job_id, attempt, manager)
             if job is None:
                 return None
@@ -335,7 +389,7 @@ class Ledger:
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued job at once; flag a running one (its manager stops it)."""
-        with self.store.transaction():
+        with self.transaction():
             job = self.store.load(job_id)
             if job is None:
                 return None
@@ -362,9 +416,9 @@ class Ledger:
         self.store.save(job)
 
     # ------------------------------------------------------------------ recovery
-    def _requeue_expired(self, now: float) -> list[str]:
+    def _requeue_expired(self, now: float, leases: Sequence[Lease] | None = None) -> list[str]:
         back = []
-        for lease in self.store.leases():
+        for lease in self.store.leases() if leases is None else leases:
             if lease.expires_at > now:
                 continue
             job = self.store.load(lease.job_id)
@@ -386,7 +440,7 @@ class Ledger:
         """Requeue jobs of managers that are gone: expired leases anywhere, and leases of dead
         processes on this ``host`` at once (``alive(pid)`` says whether a PID lives)."""
         now = time.time() if now is None else now
-        with self.store.transaction():
+        with self.transaction():
             dead = [m for m, h, pid, _ in self.store.managers() if h == host and not alive(pid)]
             if dead:
                 leases = [x for x in self.store.leases() if x.manager in dead]
@@ -407,24 +461,37 @@ class Ledger:
                     )
             return back
 
+    def keep(
+        self, manager: str, host: str, pid: int, job_ids: Sequence[str], alive: Any
+    ) -> tuple[list[str], list[str]]:
+        """A manager's periodic upkeep in one transaction: heartbeat, renew its leases, recover
+        what dead managers left. Returns (its jobs someone asked to cancel, jobs requeued)."""
+        now = time.time()
+        with self.transaction():
+            self.store.heartbeat(manager, host, pid, now)
+            if job_ids:
+                self.store.renew(manager, job_ids, now + self.lease_ttl_s)
+            flagged = self.store.cancel_requested(job_ids) if job_ids else []
+            return flagged, self.recover(host, alive, now)
+
     def release(self, manager: str, job_ids: Sequence[str]) -> None:
         """A manager stopping hands its running jobs back at once."""
-        with self.store.transaction():
+        with self.transaction():
             self.store.renew(manager, job_ids, 0.0)
             self._requeue_expired(time.time())
             self.store.drop_manager(manager)
 
     def heartbeat(self, manager: str, host: str, pid: int) -> None:
-        with self.store.transaction():
+        with self.transaction():
             self.store.heartbeat(manager, host, pid, time.time())
 
     # ------------------------------------------------------------------ workers and stats
     def worker_states(self) -> dict[str, WorkerState]:
-        with self.store.transaction():
+        with self.store.reading():
             return self.store.worker_states()
 
     def update_worker(self, name: str, **changes: Any) -> WorkerState:
-        with self.store.transaction():
+        with self.transaction():
             state = self.store.worker_states().get(name, WorkerState())
             for key, value in changes.items():
                 setattr(state, key, value)
@@ -432,7 +499,7 @@ class Ledger:
             return state
 
     def snapshot(self, since: float) -> Snapshot:
-        with self.store.transaction():
+        with self.store.reading():
             return Snapshot(
                 leases=self.store.leases(),
                 queued=self.store.queued_counts(),
@@ -456,15 +523,28 @@ def _admitted(state: WorkerState | None) -> bool:
     return state is None or (state.healthy and not state.drained)
 
 
+def _free(
+    slots: Sequence[SlotSpec], states: dict[str, WorkerState], running: Counter[str]
+) -> dict[str, int]:
+    """Free places per admitted worker."""
+    return {
+        s.name: s.concurrency - running[s.name]
+        for s in slots
+        if _admitted(states.get(s.name)) and s.concurrency > running[s.name]
+    }
+
+
 def iter_chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
-def annotate(ledger: Ledger, job_id: str, **fields: Any) -> None:
-    """Merge ``fields`` into a finished job's result (e.g. whether it was remembered)."""
-    with ledger.store.transaction():
-        job = ledger.store.load(job_id)
-        if job is not None:
-            job.result = {**(job.result or {}), **fields}
-            ledger.store.save(job)
+def annotate(ledger: Ledger, updates: dict[str, dict[str, Any]]) -> None:
+    """Merge each job's fields into its result (e.g. whether it was remembered), in one
+    transaction for all of them."""
+    with ledger.transaction():
+        for job_id, extra in updates.items():
+            job = ledger.store.load(job_id)
+            if job is not None:
+                job.result = {**(job.result or {}), **extra}
+                ledger.store.save(job)

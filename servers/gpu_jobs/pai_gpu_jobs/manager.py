@@ -1,9 +1,13 @@
 """The manager each server process runs: claims jobs from the shared ledger and runs them.
 
-Threads: a dispatcher (claims jobs onto free slots whenever woken or every ``poll_s``), a
-keeper (heartbeat, lease renewal, cancels, recovery of dead managers' jobs, the age sweep) and
-a health checker (drains a failing worker, re-admits it when it answers again). Jobs run on a
-pool sized to the workers' total concurrency, so a claimed slot always has a thread.
+Threads: a dispatcher (claims jobs onto free slots whenever woken: by a submission, by a job
+that ended, or by a worker re-admitted; every ``poll_s`` otherwise, for other processes' work),
+a keeper (one transaction per period: heartbeat, lease renewal, cancels, recovery of dead
+managers' jobs; and the age sweep), a health checker (drains a failing worker, re-admits it
+when it answers again) and a recorder (the audit entry and the shared memory of each succeeded
+job, in completion order). Jobs run on a pool sized to the workers' total concurrency, so a
+claimed slot always has a thread; the slot is handed back, and the dispatcher woken, as soon as
+the outcome is in the ledger, before the (fsynced) audit entry and the memory are written.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -86,8 +91,9 @@ class Manager:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        capacity = sum(c.cfg.concurrency for c in clients.values()) or 1
-        self.pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="gpu-job")
+        self._records: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.capacity = sum(c.cfg.concurrency for c in clients.values()) or 1
+        self.pool = ThreadPoolExecutor(max_workers=self.capacity, thread_name_prefix="gpu-job")
         self.started = False
 
     # ------------------------------------------------------------------ life cycle
@@ -98,7 +104,8 @@ class Manager:
         self.ledger.heartbeat(self.id, self.host, os.getpid())
         self.check_health()
         self.workspaces.sweep(self.workspace_max_age_s)
-        for target in (self._dispatch_loop, self._keeper_loop, self._health_loop):
+        loops = [self._dispatch_loop, self._keeper_loop, self._health_loop, self._record_loop]
+        for target in loops:
             thread = threading.Thread(target=target, name=f"gpu-{target.__name__}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -118,11 +125,26 @@ class Manager:
         except Exception as exc:
             log.warning("could not hand back running jobs: %s", exc)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self._records.put(None)  # the recorder writes what is pending, then ends
+        recorder = next((t for t in self._threads if t.name.endswith("_record_loop")), None)
+        if recorder is not None:
+            recorder.join(timeout=30)
         for client in self.clients.values():
             client.close()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def submit(self, job: Job) -> tuple[Job, bool]:
+        """Queue ``job`` (see :meth:`Ledger.submit`); when a slot is free, it starts at once."""
+        with self._lock:
+            busy = len(self.local) >= self.capacity  # no slot can be free: nothing to claim
+        if busy or self._stop.is_set():
+            return self.ledger.submit(job)
+        stored, duplicate, claimed = self.ledger.submit_and_claim(job, self.id, self.slots())
+        for other in claimed:
+            self._launch(other)
+        return stored, duplicate
 
     def configs(self) -> list[WorkerConfig]:
         return [c.cfg for c in self.clients.values()]
@@ -136,9 +158,14 @@ class Manager:
     # ------------------------------------------------------------------ loops
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():
+            woken = self._wake.is_set()
             self._wake.clear()
             try:
-                jobs = self.ledger.dispatch(self.id, self.slots())
+                slots = self.slots()
+                if woken or self.ledger.claimable(slots):  # a poll: look before locking
+                    jobs = self.ledger.dispatch(self.id, slots)
+                else:
+                    jobs = []
             except Exception as exc:
                 log.warning("dispatch failed: %s", exc)
                 jobs = []
@@ -152,24 +179,34 @@ class Manager:
             deadline=job.deadline, on_chunk=self.sinks.get(job.id), timeout_s=self.request_timeout_s
         )
         with self._lock:
-            self.local[job.id] = _Local(job.attempt, ctl, client)
-        self.pool.submit(self._run, job, client, ctl)
+            stopping = self._stop.is_set()
+            if not stopping:  # else stop() did not see it: hand it back here
+                self.local[job.id] = _Local(job.attempt, ctl, client)
+        if stopping:
+            self.ledger.release(self.id, [job.id])
+            return
+        try:
+            self.pool.submit(self._run, job, client, ctl)
+        except RuntimeError:  # the pool shut down in between: stop() handed the job back
+            with self._lock:
+                self.local.pop(job.id, None)
 
     def _keeper_loop(self) -> None:
         period = max(0.02, min(self.poll_s * 3, self.ledger.lease_ttl_s / 4))
         last_sweep = time.monotonic()
         while not self._stop.wait(period):
             try:
-                self.ledger.heartbeat(self.id, self.host, os.getpid())
                 with self._lock:
                     mine = dict(self.local)
-                self.ledger.renew(self.id, list(mine))
-                for job_id, entry in mine.items():
-                    job = self.ledger.get(job_id)
-                    if job is not None and job.cancel and not entry.ctl.cancel.is_set():
+                flagged, requeued = self.ledger.keep(
+                    self.id, self.host, os.getpid(), list(mine), pid_alive
+                )
+                for job_id in flagged:
+                    entry = mine[job_id]
+                    if not entry.ctl.cancel.is_set():
                         entry.ctl.cancel.set()
                         entry.client.interrupt()
-                if self.ledger.recover(self.host, pid_alive):
+                if requeued:
                     self._wake.set()
                 if time.monotonic() - last_sweep > 600:
                     last_sweep = time.monotonic()
@@ -179,7 +216,11 @@ class Manager:
 
     def _health_loop(self) -> None:
         while not self._stop.wait(self.health_interval_s):
-            self.check_health()
+            try:
+                self.check_health()
+            except Exception as exc:  # stop() closed the clients meanwhile, or the ledger failed
+                if not self._stop.is_set():
+                    log.warning("health check failed: %s", exc)
 
     def check_health(self) -> None:
         """Probe every worker; drain a failing one, re-admit one that answers again."""
@@ -202,6 +243,7 @@ class Manager:
     # ------------------------------------------------------------------ one attempt
     def _run(self, job: Job, client: WorkerClient, ctl: RunControl) -> None:
         attempt_dir: Path | None = None
+        claimed: list[Job] | None = None  # what the finishing transaction claimed next
         try:
             out = client.run(job, ctl)
             result: dict[str, Any] = {"info": out.info}
@@ -224,11 +266,18 @@ class Manager:
                 )
             if self.recorder is not None:
                 result["memory_pending"] = True  # waiters wait for the note that follows
-            if self.ledger.finish(job.id, job.attempt, self.id, "succeeded", result):
-                self._remember(job, result)
+            if self._stop.is_set():
+                self.ledger.finish(job.id, job.attempt, self.id, "succeeded", result)
+                return
+            done, claimed = self.ledger.finish_and_claim(
+                job.id, job.attempt, self.id, result, self.slots()
+            )
+            if done is not None and done.state == "succeeded" and self.recorder is not None:
+                self._records.put(done)
         except Stopped as exc:
             state = "cancelled" if ctl.cancel.is_set() else "failed"
-            self.ledger.finish(job.id, job.attempt, self.id, state, error=str(exc))
+            if self.ledger.finish(job.id, job.attempt, self.id, state, error=str(exc)):
+                self._tell(job, str(exc))
         except (WorkerFailed, VerificationFailed) as exc:
             if isinstance(exc, WorkerFailed):
                 self.ledger.update_worker(str(job.worker), healthy=False, reason=str(exc))
@@ -239,25 +288,56 @@ class Manager:
             log.info(
                 "job %s on %s: %s -> %s (streamed=%s)", job.id, job.worker, exc, after, streamed
             )
+            if after in ("failed", "cancelled"):
+                self._tell(job, str(exc))
         except Exception as exc:  # a bug must not leave the job running forever
             log.exception("job %s crashed", job.id)
             self.ledger.finish(job.id, job.attempt, self.id, "failed", error=f"internal: {exc}")
+            self._tell(job, f"internal: {exc}")
         finally:
             if attempt_dir is not None:
                 self.workspaces.discard(attempt_dir)
             with self._lock:
                 self.local.pop(job.id, None)
-            self._wake.set()
+            if claimed is None:
+                self._wake.set()  # the slot is free: the dispatcher fills it
+            for other in claimed or ():
+                self._launch(other)
 
-    def _remember(self, job: Job, result: dict[str, Any]) -> None:
-        if self.recorder is None:
-            return
+    def _tell(self, job: Job, error: str) -> None:
+        """A streaming submitter learns at once that its job failed (it sees the final chunk
+        of one that succeeded)."""
+        sink = self.sinks.get(job.id)
+        if sink is not None:
+            sink({"error": error})
+
+    def _record_loop(self) -> None:
+        """Audit entry and memory of each succeeded job, in completion order; the notes of
+        what is pending at once go into the ledger in one transaction."""
+        while True:
+            batch = [self._records.get()]
+            while len(batch) < 64 and not self._records.empty():
+                batch.append(self._records.get())
+            jobs = [job for job in batch if job is not None]
+            notes = {job.id: self._remember(job) for job in jobs}
+            if notes:
+                try:
+                    annotate(self.ledger, notes)
+                except Exception as exc:
+                    log.warning(
+                        "could not store whether %d jobs were remembered: %s", len(notes), exc
+                    )
+            if len(jobs) < len(batch):
+                return
+
+    def _remember(self, job: Job) -> dict[str, Any]:
+        assert self.recorder is not None
         try:
-            fields = self.recorder(self.ledger.get(job.id) or job)
+            fields = self.recorder(job) or {}
         except Exception as exc:
             log.warning("job %s succeeded but was not recorded: %s", job.id, exc)
             fields = {"memory": {"remembered": False, "detail": f"not recorded: {exc}"}}
-        annotate(self.ledger, job.id, memory_pending=False, **(fields or {}))
+        return {**fields, "memory_pending": False}
 
 
 def encode_init_image(path: Path) -> str:

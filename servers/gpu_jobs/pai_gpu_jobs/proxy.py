@@ -10,9 +10,10 @@ other job of the queue. Binds to 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
-import queue
+from collections import deque
 from typing import Any
 
 from pai_gpu_jobs.settings import GpuJobsSettings
@@ -20,11 +21,10 @@ from pai_gpu_jobs.settings import GpuJobsSettings
 __all__ = ["build_app", "main"]
 
 log = logging.getLogger(__name__)
-END = object()
+CHECK_S = 0.25  # a job that sends nothing for this long is looked up in the ledger
 
 
 def build_app(svc: Any) -> Any:
-    import anyio
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -51,9 +51,10 @@ def build_app(svc: Any) -> Any:
             return JSONResponse({"error": "body is not JSON"}, status_code=400)
         chat = request.url.path.endswith("/chat")
         stream = body.get("stream", True)
-        chunks: queue.Queue[Any] = queue.Queue()
-        try:
-            submitted = svc.submit_llm(
+        relay = Relay(asyncio.get_running_loop(), whole=not stream)
+
+        def submit() -> Any:
+            return svc.submit_llm(
                 str(body.get("model", "")),
                 prompt=None if chat else str(body.get("prompt", "")),
                 messages=[Message(**m) for m in body.get("messages", [])] if chat else None,
@@ -62,50 +63,59 @@ def build_app(svc: Any) -> Any:
                 client=request.headers.get("x-pai-client", "proxy"),
                 priority=int(request.headers.get("x-pai-priority", "0")),
                 pinned=manager.id,
-                sink=chunks.put,
+                sink=relay.put,
             )
+
+        try:
+            submitted = await relay.loop.run_in_executor(None, submit)
         except (PaiError, ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         job_id = submitted.job_id
 
-        async def next_chunk() -> Any:
+        async def next_chunk() -> dict[str, Any] | None:
             while True:
-                item = await anyio.to_thread.run_sync(_get, chunks, 0.25)
+                item = await relay.get(CHECK_S)
                 if item is not None:
                     return item
-                job = svc.ledger.get(job_id)
+                # Nothing for a while: the job may have ended where no chunk tells us (a
+                # cancel_job while it was queued, another manager's recovery).
+                job = await relay.loop.run_in_executor(None, svc.ledger.get, job_id)
                 if job is not None and job.state in ("failed", "cancelled"):
                     return {"error": job.error or job.state}
-                if job is not None and job.state == "succeeded" and chunks.empty():
-                    return END
+                if job is not None and job.state == "succeeded" and relay.empty():
+                    return None  # its final chunk was already sent
 
-        async def ndjson() -> Any:
+        async def chunks() -> Any:
+            finished = False
             try:
-                while True:
+                while not finished:
                     item = await next_chunk()
-                    if item is END:
-                        return
-                    yield (json.dumps(item) + "\n").encode()
-                    if item.get("done") or "error" in item:
-                        return
+                    finished = item is None or _last(item)
+                    if item is not None:
+                        yield item
             finally:
                 manager.sinks.pop(job_id, None)
-                job = svc.ledger.get(job_id)
-                if job is not None and job.state in ("queued", "running"):
-                    svc.ledger.cancel(job_id)  # the client went away
+                if not finished:  # the client went away before the end: stop its job
+                    job = svc.ledger.get(job_id)
+                    if job is not None and job.state in ("queued", "running"):
+                        svc.ledger.cancel(job_id)
 
         if stream:
+
+            async def ndjson() -> Any:
+                async for item in chunks():
+                    yield (json.dumps(item) + "\n").encode()
+
             return StreamingResponse(ndjson(), media_type="application/x-ndjson")
-        text, last = "", {}
-        async for line in ndjson():
-            last = json.loads(line)
+        text, last = [], {}
+        async for last in chunks():
             if "error" in last:
                 return JSONResponse(last, status_code=502)
-            text += (last.get("message") or {}).get("content", "") or last.get("response", "")
+            text.append((last.get("message") or {}).get("content", "") or last.get("response", ""))
         if chat:
-            last["message"] = {"role": "assistant", "content": text}
+            last["message"] = {"role": "assistant", "content": "".join(text)}
         else:
-            last["response"] = text
+            last["response"] = "".join(text)
         return JSONResponse(last)
 
     routes = [
@@ -117,11 +127,42 @@ def build_app(svc: Any) -> Any:
     return Starlette(routes=routes)
 
 
-def _get(q: queue.Queue[Any], timeout: float) -> Any:
-    try:
-        return q.get(timeout=timeout)
-    except queue.Empty:
-        return None
+class Relay:
+    """One job's chunks, from the thread that runs it to the event loop that answers.
+
+    The job's thread only appends; the loop is woken for each chunk when streaming, and only
+    for the last one (final or error) when the answer is one JSON object.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, whole: bool) -> None:
+        self.loop = loop
+        self.whole = whole
+        self.items: deque[dict[str, Any]] = deque()
+        self.ready = asyncio.Event()
+
+    def put(self, item: dict[str, Any]) -> None:  # on the job's thread
+        self.items.append(item)
+        if not self.whole or _last(item):
+            self.loop.call_soon_threadsafe(self.ready.set)
+
+    def empty(self) -> bool:
+        return not self.items
+
+    async def get(self, timeout: float) -> dict[str, Any] | None:
+        """The next chunk, or None when none came within ``timeout`` (on the loop)."""
+        while True:
+            self.ready.clear()  # set() runs on this loop too, so no wake-up is lost
+            if self.items and (not self.whole or _last(self.items[-1])):
+                return self.items.popleft()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.ready.wait()
+            except TimeoutError:
+                return self.items.popleft() if self.items and not self.whole else None
+
+
+def _last(item: dict[str, Any]) -> bool:
+    return bool(item.get("done")) or "error" in item
 
 
 def main(settings: GpuJobsSettings, argv: list[str]) -> int:

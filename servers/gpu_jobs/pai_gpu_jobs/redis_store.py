@@ -80,6 +80,11 @@ class RedisStore:
             self._local.held = False
             self._release(keys=[self.k("lock")], args=[token])
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Reads take no lock: each job is one key, written whole."""
+        yield
+
     def next_seq(self) -> int:
         return int(self.r.incr(self.k("seq")))
 
@@ -110,10 +115,11 @@ class RedisStore:
         return Job.from_dict(json.loads(raw)) if raw else None
 
     def _load_many(self, ids: Sequence[str]) -> list[Job]:
-        if not ids:
-            return []
-        raws = self.r.mget([self.k("job", i) for i in ids])
-        return [Job.from_dict(json.loads(r)) for r in raws if r]
+        return list(self._iter_many(ids))
+
+    def _iter_many(self, ids: Sequence[str]) -> Iterator[Job]:
+        raws = self.r.mget([self.k("job", i) for i in ids]) if ids else []
+        return (Job.from_dict(json.loads(r)) for r in raws if r)
 
     def find_idem(self, client: str, key: str) -> str | None:
         found = self.r.get(self.k("idem", client, key))
@@ -129,8 +135,8 @@ class RedisStore:
                 self.r.srem(self.k("qclients"), client)
         return out
 
-    def heads(self, client: str, limit: int) -> list[Job]:
-        return self._load_many(self.r.zrange(self.k("q", client), 0, limit - 1))
+    def heads(self, client: str, limit: int) -> Iterator[Job]:
+        return self._iter_many(self.r.zrange(self.k("q", client), 0, limit - 1))
 
     def leases(self) -> list[Lease]:
         return [Lease(**json.loads(v)) for v in self.r.hvals(self.k("leases"))]
@@ -223,6 +229,9 @@ class RedisStore:
 
     def pinned_queued(self, manager: str) -> list[str]:
         return [j.id for j in self._queued() if j.pinned == manager]
+
+    def cancel_requested(self, job_ids: Sequence[str]) -> list[str]:
+        return [j.id for j in self._iter_many(job_ids) if j.cancel]
 
 
 def _matches(job: Job, wanted: dict[str, Any]) -> bool:

@@ -203,8 +203,7 @@ class GpuJobsService:
         if sink is not None:  # a pinned job: only this manager runs it, so the id is ours
             job.id = uuid.uuid4().hex[:16]
             self.manager.sinks[job.id] = sink
-        stored, duplicate = self.ledger.submit(job)
-        self.manager.wake()
+        stored, duplicate = self.manager.submit(job)
         return Submitted(job_id=stored.id, state=stored.state, duplicate=duplicate)
 
     # ------------------------------------------------------------------ jobs

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from pai_core.memory.db import Database
-from pai_gpu_jobs.ledger import Job, Lease, WorkerState
+from pai_gpu_jobs.ledger import Job, Lease, WorkerState, iter_chunks
 
 __all__ = ["SqliteStore"]
 
@@ -106,10 +106,23 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        with self._joined(self.db.write):
+            yield
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read snapshot (WAL): it neither waits for nor blocks a writer."""
+        with self._joined(self.db.read):
+            yield
+
+    @contextmanager
+    def _joined(
+        self, begin: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    ) -> Iterator[None]:
         if getattr(self._conn, "current", None) is not None:  # nested: join the outer one
             yield
             return
-        with self.db.write() as conn:
+        with begin() as conn:
             self._conn.current = conn
             try:
                 yield
@@ -153,13 +166,13 @@ class SqliteStore:
         )
         return [str(r[0]) for r in rows]
 
-    def heads(self, client: str, limit: int) -> list[Job]:
+    def heads(self, client: str, limit: int) -> Iterator[Job]:
         rows = self.c.execute(
             f"SELECT {','.join(COLUMNS)} FROM jobs INDEXED BY jobs_queue "
             "WHERE state = 'queued' AND client = ? ORDER BY priority DESC, seq LIMIT ?",
             (client, limit),
-        )
-        return [_job(r) for r in rows]
+        ).fetchall()
+        return map(_job, rows)  # decoded one by one: the scheduler mostly takes the first
 
     def leases(self) -> list[Lease]:
         rows = self.c.execute("SELECT job_id, worker, manager, client, expires_at FROM leases")
@@ -255,3 +268,13 @@ class SqliteStore:
             "SELECT id FROM jobs WHERE state = 'queued' AND pinned = ?", (manager,)
         )
         return [str(r[0]) for r in rows]
+
+    def cancel_requested(self, job_ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for part in iter_chunks(job_ids, 500):
+            marks = ",".join("?" * len(part))
+            rows = self.c.execute(
+                f"SELECT id FROM jobs WHERE cancel = 1 AND id IN ({marks})", list(part)
+            )
+            found.extend(str(r[0]) for r in rows)
+        return found

@@ -1,7 +1,8 @@
 """HTTP clients of the three worker kinds, speaking each one's documented API.
 
 - Ollama: ``/api/generate`` and ``/api/chat`` (streamed NDJSON, so a cancel or deadline stops
-  between chunks), ``/api/tags`` (models), ``/api/ps`` (loaded models and VRAM).
+  between chunks; over :class:`pai_gpu_jobs.streams.Streams`), ``/api/tags`` (models),
+  ``/api/ps`` (loaded models and VRAM).
 - AUTOMATIC1111: ``/sdapi/v1/txt2img`` / ``img2img`` (base64 images), ``/sdapi/v1/sd-models``,
   ``/sdapi/v1/progress``, ``/sdapi/v1/memory``, ``/sdapi/v1/interrupt``.
 - ComfyUI: ``/prompt`` with a txt2img graph, ``/history/{id}`` until it completes,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import threading
 import time
@@ -28,6 +30,7 @@ import httpx
 
 from pai_gpu_jobs.ledger import Job
 from pai_gpu_jobs.models import WorkerConfig
+from pai_gpu_jobs.streams import Streams
 
 __all__ = ["Output", "RunControl", "Stopped", "WorkerClient", "WorkerFailed", "make_client"]
 
@@ -142,19 +145,26 @@ class OllamaClient(WorkerClient):
             body["system"] = p["system"]
         return "/api/generate", body
 
+    def __init__(self, cfg: WorkerConfig, timeout_s: float = 600.0) -> None:
+        super().__init__(cfg, timeout_s)
+        self.streams = Streams(cfg.url)
+
+    def close(self) -> None:
+        super().close()
+        self.streams.close()
+
     def run(self, job: Job, ctl: RunControl) -> Output:
         path, body = self.request_body(job)
         parts: list[str] = []
         last: dict[str, Any] = {}
         try:
-            with self.http.stream("POST", path, json=body, timeout=ctl.timeout()) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
+            with self.streams.post(path, body, ctl.timeout()) as resp:
+                if resp.status >= 400:
+                    text = resp.read().decode(errors="replace")
                     raise WorkerFailed(
-                        f"{self.cfg.name}: {path} answered HTTP {resp.status_code}: "
-                        f"{resp.text[:200]}"
+                        f"{self.cfg.name}: {path} answered HTTP {resp.status}: {text[:200]}"
                     )
-                for line in resp.iter_lines():
+                for line in self.streams.lines(resp):
                     ctl.check()
                     if not line.strip():
                         continue
@@ -168,10 +178,10 @@ class OllamaClient(WorkerClient):
                     if ctl.on_chunk is not None:
                         ctl.on_chunk(chunk)
                     last = chunk
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             ctl.check()
             raise WorkerFailed(f"{self.cfg.name}: {path} timed out") from exc
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
             raise WorkerFailed(f"{self.cfg.name}: {path} broke off: {exc!r}") from exc
         if not last.get("done"):
             raise WorkerFailed(f"{self.cfg.name}: {path} ended before its final chunk")

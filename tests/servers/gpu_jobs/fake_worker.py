@@ -140,9 +140,13 @@ async def ollama_run(request: Request) -> Response:
         return (json.dumps(out) + "\n").encode()
 
     async def stream() -> Any:
+        # Token i is due at start + latency * (i + 1) / n, so the job takes ``latency`` however
+        # late the event loop wakes up for each token (as a GPU's run does not stretch).
+        start = time.monotonic()
         try:
             for i, tok in enumerate(tokens):
-                await asyncio.sleep(S.latency / len(tokens))
+                due = start + S.latency * (i + 1) / len(tokens)
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
                 if die and i == 1:
                     os._exit(1)
                 yield chunk(tok if i == 0 else " " + tok, False)
