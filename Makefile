@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml shared/pyproject.toml $(foreach s,$(SERVERS),
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e shared $(foreach s,$(SERVERS),-e servers/$(s)) \
+	$(PY) -m pip install -q -e 'shared[neo4j,test-bolt]' $(foreach s,$(SERVERS),-e servers/$(s)) \
 		-e 'servers/membrane[embeddings]' -e '.[dev]'
 	touch $@
 

@@ -14,7 +14,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -129,8 +129,9 @@ class MemorySettings(_PaiSettings):
     server_name: ClassVar[str] = "memory"
 
     db_path: Path | None = Field(
-        None, description="SQLite file of facts, full text and episodes (default: "
-        "<PAI_HOME>/memory/memory.db)."
+        None,
+        description="SQLite file of facts, full text and episodes (default: "
+        "<PAI_HOME>/memory/memory.db).",
     )
     vault_path: Path | None = Field(
         None, description="Obsidian/PARA vault of notes (default: <PAI_HOME>/memory/vault)."
@@ -138,6 +139,26 @@ class MemorySettings(_PaiSettings):
     para_folders: list[str] = Field(
         default_factory=lambda: ["1-Projects", "2-Areas", "3-Resources", "4-Archives"],
         description="PARA folders of the vault (projects, areas, resources, archives).",
+    )
+    graph_backend: Literal["sqlite", "neo4j"] = Field(
+        "sqlite",
+        description="Where the fact graph lives: 'sqlite' (embedded, in db_path) or 'neo4j' "
+        "(a Neo4j 5 server, cluster or Aura, or any Bolt server speaking Neo4j's Cypher).",
+    )
+    neo4j_uri: str = Field(
+        "bolt://127.0.0.1:7687",
+        description="Bolt address of the graph server (bolt://, neo4j://, neo4j+s://, bolt+s://).",
+    )
+    neo4j_user: str = Field("neo4j", description="User of the graph server.")
+    neo4j_password: SecretStr | None = Field(None, description="Password of the graph server.")
+    neo4j_database: str | None = Field(
+        None, description="Database on the graph server (default: the server's default)."
+    )
+    neo4j_pool_size: int = Field(
+        50, ge=1, le=1000, description="Most connections kept open to the graph server."
+    )
+    neo4j_timeout: float = Field(
+        15.0, gt=0, le=600, description="Seconds to connect, or to wait for a pooled connection."
     )
 
     @model_validator(mode="after")

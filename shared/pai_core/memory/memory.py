@@ -67,6 +67,11 @@ class Memory:
     @cached_property
     def graph(self) -> GraphService:
         from pai_core.memory.graph.service import GraphService
+
+        if self.settings.graph_backend == "neo4j":  # the driver is imported only when chosen
+            from pai_core.memory.graph.neo4j_store import Neo4jGraphStore
+
+            return GraphService(Neo4jGraphStore.from_settings(self.settings))
         from pai_core.memory.graph.sqlite_store import SqliteGraphStore
 
         return GraphService(SqliteGraphStore(self.db))
@@ -106,5 +111,7 @@ class Memory:
         return EpisodeStore(self.index)
 
     def stop(self) -> None:
+        if "graph" in self.__dict__ and self.settings.graph_backend != "sqlite":
+            self.graph.store.close()
         if "db" in self.__dict__:
             self.db.close()
