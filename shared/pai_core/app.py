@@ -70,7 +70,8 @@ def tool_error(exc: BaseException) -> ToolError:
     """The ``ToolError`` the model should see for an anticipated failure."""
     if isinstance(exc, ValidationError):
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+            f"{_field(e['loc']) if e['loc'] else 'value'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
         )
         return ToolError(f"InvalidInput: {problems}. Fix the named field and call again.")
     if isinstance(exc, PaiError):
