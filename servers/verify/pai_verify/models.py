@@ -90,8 +90,12 @@ class ScreenshotResult(BaseModel):
 class ImageCount(BaseModel):
     url: str
     total: int
-    loaded: int
-    broken: list[dict[str, str | int | None]] = Field(description="src, status, reason")
+    loaded: int = Field(description="Images whose bytes decoded completely.")
+    broken: list[dict[str, str | int | None]] = Field(
+        description="Images not loaded: src, status, reason ('HTTP 404', a network error, "
+        "'does not decode: …', or 'not loaded (lazy, never in view)' for a lazy image the "
+        "browser never requested)."
+    )
     background_images: int | None = None
     background_broken: list[dict[str, str | int | None]] = Field(default_factory=list)
 
