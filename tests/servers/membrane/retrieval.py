@@ -1,5 +1,13 @@
-"""The labelled retrieval set (40 learnings, each with a paraphrased query that shares few
-words with it) and its metrics: recall@5 and MRR per search mode."""
+"""The labelled retrieval sets and their metrics: recall@1, recall@5 and MRR per ranking.
+
+Two sets, written by hand: ``retrieval_set.json`` (40 learnings, each with a paraphrased query
+that shares few words with it) and ``hard_set.json`` (45 targets, each with a near-miss
+distractor on the same topic with a different problem or fix, 55 paraphrased queries, and
+exact-term queries naming an option, an error string or a host).
+
+Rankings: ``text`` (BM25), ``whole`` (vectors alone: the note's whole text embedded, nearest
+by cosine, nothing else), and the search modes ``vector`` and ``hybrid`` (what ``search`` does).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,25 @@ from typing import Any
 from pai_core.memory.vault.service import Vault
 from pai_membrane.search.service import MemorySearch
 
-SET = Path(__file__).parent / "data" / "retrieval_set.json"
+DATA = Path(__file__).parent / "data"
+SET = DATA / "retrieval_set.json"
+HARD_SET = DATA / "hard_set.json"
+RANKINGS = ("text", "whole", "vector", "hybrid")
 
 
 def load_set() -> list[dict[str, Any]]:
     return list(json.loads(SET.read_text()))
+
+
+def load_hard_set() -> dict[str, Any]:
+    """``learnings`` (distractors carry ``near``: the target they imitate), ``queries`` and
+    ``exact`` (each ``{"query", "target"}``, target = a learning id)."""
+    return dict(json.loads(HARD_SET.read_text()))
+
+
+def queries_of(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The queries of the first set, in the hard set's shape."""
+    return [{"query": it["query"], "target": it["id"]} for it in items]
 
 
 def write_set(vault: Vault, items: list[dict[str, Any]]) -> dict[int, str]:
@@ -27,17 +49,27 @@ def write_set(vault: Vault, items: list[dict[str, Any]]) -> dict[int, str]:
     }
 
 
+def ranked(search: MemorySearch, query: str, ranking: str, limit: int = 10) -> list[str]:
+    """Note paths, best first, by one ranking."""
+    if ranking == "whole":
+        assert search.embedder is not None
+        conn = search.index.db.conn()
+        nearest = search.vectors.search(conn, search.embedder.embed([query])[0], limit)
+        docs = search.index.docs([d for d, _ in nearest], kinds=["note"])
+        return [docs[d].ref for d, _ in nearest if d in docs]
+    hits = search.search(query, kinds=["notes"], limit=limit, mode=ranking)  # type: ignore[arg-type]
+    return [h.id for h in hits]
+
+
 def evaluate(
-    search: MemorySearch, items: list[dict[str, Any]], paths: dict[int, str], mode: str
+    search: MemorySearch, queries: list[dict[str, Any]], paths: dict[int, str], ranking: str
 ) -> dict[str, float]:
-    recall5 = mrr = 0.0
-    for it in items:
-        hits = search.search(it["query"], kinds=["notes"], limit=10, mode=mode)  # type: ignore[arg-type]
-        ranked = [h.id for h in hits]
-        target = paths[it["id"]]
-        if target in ranked[:5]:
-            recall5 += 1
-        if target in ranked:
-            mrr += 1 / (ranked.index(target) + 1)
-    n = len(items)
-    return {"recall@5": round(recall5 / n, 3), "mrr": round(mrr / n, 3)}
+    r1 = r5 = mrr = 0.0
+    for q in queries:
+        found = ranked(search, q["query"], ranking)
+        target = paths[q["target"]]
+        r1 += found[:1] == [target]
+        r5 += target in found[:5]
+        mrr += 1 / (found.index(target) + 1) if target in found else 0.0
+    n = len(queries)
+    return {"recall@1": round(r1 / n, 3), "recall@5": round(r5 / n, 3), "mrr": round(mrr / n, 3)}
