@@ -11,6 +11,11 @@ matrix follows the table exactly: a few changes are applied to the rows they tou
 written and searched at once costs milliseconds, not a reload of 100k vectors); many, or a
 log pruned past what this process has seen, reload the whole matrix. Another backend
 implements :class:`VectorStore`.
+
+``s_part_vectors`` holds, for a document made of sections (a learning's title, problem,
+solution and takeaway), one vector per part, stored with the hash of the text they came from.
+They are not in the matrix: search reads them only for the few nearest documents, to rerank
+those (``MemorySearch``), and ignores parts whose hash no longer matches the document's vector.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 __all__ = ["LOG_KEEP", "NumpyVectorStore", "VectorStore", "text_hash"]
+
+_PARTS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS s_part_vectors (doc_id INTEGER PRIMARY KEY, hash TEXT NOT NULL, "
+    "vecs BLOB NOT NULL)"
+)
 
 # Log entries kept after pruning: a process further behind than this reloads the matrix.
 LOG_KEEP = 20_000
@@ -38,6 +48,8 @@ class VectorStore(Protocol):
     def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None: ...
     def missing(self, conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]: ...
     def pending(self, conn: sqlite3.Connection, doc_ids: Sequence[int]) -> set[int]: ...
+    def add_parts(self, conn: sqlite3.Connection, items: list[tuple[int, str, Any]]) -> None: ...
+    def parts(self, conn: sqlite3.Connection, doc_ids: Sequence[int]) -> dict[int, Any]: ...
     def search(
         self,
         conn: sqlite3.Connection,
@@ -81,6 +93,54 @@ class NumpyVectorStore:
 
     def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
         conn.executemany("DELETE FROM s_vectors WHERE doc_id=?", [(d,) for d in doc_ids])
+        if self._has_parts(conn):
+            conn.executemany("DELETE FROM s_part_vectors WHERE doc_id=?", [(d,) for d in doc_ids])
+
+    # ---------------------------------------------------------------- part vectors
+
+    @staticmethod
+    def _has_parts(conn: sqlite3.Connection) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='s_part_vectors'"
+            ).fetchone()
+            is not None
+        )
+
+    def add_parts(self, conn: sqlite3.Connection, items: list[tuple[int, str, Any]]) -> None:
+        """Keep each document's part vectors (a ``(parts, dim)`` array) under its text hash."""
+        conn.execute(_PARTS_SCHEMA)
+        conn.executemany(
+            "INSERT OR REPLACE INTO s_part_vectors VALUES (?,?,?)",
+            [(doc_id, h, vecs.astype("float32").tobytes()) for doc_id, h, vecs in items],
+        )
+
+    def cached_parts(self, conn: sqlite3.Connection, hashes: list[str]) -> dict[str, bytes]:
+        """Part vectors already computed for texts with these hashes."""
+        if not hashes or not self._has_parts(conn):
+            return {}
+        return self._by_hash(conn, "s_part_vectors", "vecs", hashes)
+
+    def parts(self, conn: sqlite3.Connection, doc_ids: Sequence[int]) -> dict[int, Any]:
+        """The current part vectors of those of ``doc_ids`` that have them (one read)."""
+        import numpy as np
+
+        ids = list(doc_ids)
+        if not ids or not self._has_parts(conn):
+            return {}
+        out: dict[int, Any] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = conn.execute(
+                "SELECT p.doc_id, p.vecs FROM s_part_vectors p JOIN s_vectors v "
+                "ON v.doc_id = p.doc_id AND v.hash = p.hash "
+                f"WHERE p.doc_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for doc_id, blob in rows:
+                if len(blob) % (4 * self.dim) == 0:  # another model's vectors are left out
+                    out[int(doc_id)] = np.frombuffer(blob, dtype=np.float32).reshape(-1, self.dim)
+        return out
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         head, oldest = conn.execute(
@@ -110,11 +170,17 @@ class NumpyVectorStore:
         return out
 
     def cached(self, conn: sqlite3.Connection, hashes: list[str]) -> dict[str, bytes]:
+        return self._by_hash(conn, "s_vectors", "vec", hashes)
+
+    @staticmethod
+    def _by_hash(
+        conn: sqlite3.Connection, table: str, column: str, hashes: list[str]
+    ) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for i in range(0, len(hashes), 500):
             chunk = hashes[i : i + 500]
             for h, blob in conn.execute(
-                f"SELECT hash, vec FROM s_vectors WHERE hash IN ({','.join('?' * len(chunk))})",
+                f"SELECT hash, {column} FROM {table} WHERE hash IN ({','.join('?' * len(chunk))})",
                 chunk,
             ):
                 out[h] = blob
