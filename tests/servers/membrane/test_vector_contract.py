@@ -1,7 +1,9 @@
-"""The vector-store contract (numpy over SQLite BLOBs now; Qdrant would pass the same)."""
+"""The vector-store contract: numpy over SQLite BLOBs, Qdrant local mode, a Qdrant server."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +19,30 @@ def _unit(v: list[float]) -> np.ndarray:
     return a / np.linalg.norm(a)
 
 
-@pytest.fixture(params=["numpy-sqlite"])
+@pytest.fixture(params=["numpy-sqlite", "qdrant-local", "qdrant-server"])
 def setup(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[SearchIndex, NumpyVectorStore]]:
     index = SearchIndex(tmp_path / "m.db")
-    yield index, NumpyVectorStore()
+    if request.param == "numpy-sqlite":
+        yield index, NumpyVectorStore()
+        return
+    from pai_membrane.search.qdrant_store import QdrantVectorStore
+
+    url = os.environ.get("PAI_TEST_QDRANT_URL")
+    if request.param == "qdrant-server" and not url:
+        pytest.skip(
+            "no Qdrant server here: set PAI_TEST_QDRANT_URL to run the vector contract on it"
+        )
+    store = QdrantVectorStore(
+        url=url if request.param == "qdrant-server" else None,
+        api_key=os.environ.get("PAI_TEST_QDRANT_API_KEY") or None,
+        collection=f"pai_test_{uuid.uuid4().hex[:12]}",
+    )
+    yield index, store
+    if request.param == "qdrant-server":
+        store.client.delete_collection(store.collection)
+    store.close()
 
 
 def test_pending_add_search_delete(setup: tuple[SearchIndex, NumpyVectorStore]) -> None:
