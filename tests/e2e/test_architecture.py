@@ -136,7 +136,7 @@ def _module_level_imports(path: Path) -> set[str]:
     """Imports that run when the module is imported (not inside functions or TYPE_CHECKING)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
-    nodes = list(tree.body)
+    nodes: list[ast.AST] = list(tree.body)
     while nodes:
         node = nodes.pop()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
