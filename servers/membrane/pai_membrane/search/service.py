@@ -111,7 +111,7 @@ class MemorySearch:
                 else:
                     parts = []
                 slots[doc_id] = (whole, first, len(parts))
-            vecs = self.embedder.embed(texts) if texts else None
+            vecs: Any = self.embedder.embed(texts) if texts else None
             items, part_items = [], []
             for (doc_id, _), h in zip(todo, hashes, strict=True):
                 whole, first, count = slots[doc_id]
