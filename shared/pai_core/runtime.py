@@ -51,7 +51,9 @@ Transport = Literal["stdio", "http", "sse"]
 log = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN_S = 5
 MIN_TOKEN_LENGTH = 24
-_MAX_TRIAGED_BODY = 4 * 1024 * 1024  # larger bodies go to the SDK, which answers 413 above its cap
+# Bodies are triaged up to the SDK's own body cap; past it they go on to the SDK, which
+# answers 413 (mcp.server.transport_security.DEFAULT_MAX_REQUEST_BODY_SIZE).
+_MAX_TRIAGED_BODY = 4 * 1024 * 1024
 _refusals = RateLimitedLog(log)
 
 
@@ -223,8 +225,8 @@ def _wire_guard(app: ASGIApp, security: TransportSecuritySettings) -> ASGIApp:
         if scope.get("method") != "POST":
             await app(scope, receive, send)
             return
-        body, rest = await _read_body(receive)
-        if rest is None:
+        body, complete, pending = await _read_body(receive)
+        if complete:
             rejection = triage(bytes(body))
             if rejection is not None:
                 _refusals.warning(
@@ -232,34 +234,34 @@ def _wire_guard(app: ASGIApp, security: TransportSecuritySettings) -> ASGIApp:
                 )
                 await _respond(send, 400, rejection.as_json(), b"application/json")
                 return
-        await app(scope, _replay(bytes(body), rest, receive), send)
+        await app(scope, _replay(bytes(body), complete, pending, receive), send)
 
     return guarded
 
 
-async def _read_body(receive: Receive) -> tuple[bytearray, Message | None]:
-    """The request body, or what was read of it and the next message once it passes the cap."""
+async def _read_body(receive: Receive) -> tuple[bytearray, bool, Message | None]:
+    """The request body read so far, whether it is complete, and a message that arrived
+    instead of more body (a disconnect) to hand on. Reading stops past the triage cap."""
     body = bytearray()
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return body, message
+            return body, False, message
         body += message.get("body", b"")
         if not message.get("more_body", False):
-            return body, None
+            return body, True, None
         if len(body) > _MAX_TRIAGED_BODY:
-            return body, {"type": "http.request", "body": b"", "more_body": True}
+            return body, False, None
 
 
-def _replay(body: bytes, rest: Message | None, receive: Receive) -> Receive:
-    sent = False
+def _replay(body: bytes, complete: bool, pending: Message | None, receive: Receive) -> Receive:
+    """``receive`` for the app: the body read so far, then what was held back, then the rest."""
+    queue: list[Message] = [{"type": "http.request", "body": body, "more_body": not complete}]
+    if pending is not None:
+        queue.append(pending)
 
     async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": rest is not None}
-        return await receive()
+        return queue.pop(0) if queue else await receive()
 
     return replay
 

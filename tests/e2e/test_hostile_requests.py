@@ -109,6 +109,16 @@ def test_malformed_posts_over_streamable_http_get_their_error(pai_env: dict[str,
         init = client.post(srv.url, json=INIT, headers=HEADERS)
         headers = {**HEADERS, "mcp-session-id": init.headers["mcp-session-id"]}
         _assert_malformed_posts_answered(client, srv.url, headers)
+        # Past the SDK's body cap the body goes on to the SDK, streamed or not: 413.
+        huge = b'{"jsonrpc":"2.0","id":7,"method":"ping","params":{"x":"' + b"a" * 5_000_000
+        assert client.post(srv.url, content=huge, headers=headers).status_code == 413
+        parts = iter([huge[:3_000_000], huge[3_000_000:]])
+        streamed = client.post(srv.url, content=parts, headers=headers)
+        assert streamed.status_code == 413, streamed.text[:200]
+        ping = client.post(
+            srv.url, json={"jsonrpc": "2.0", "id": 8, "method": "ping"}, headers=headers
+        )
+        assert ping.status_code == 200 and '"id":8' in ping.text, ping.text
         log = srv.log()
     assert "malformed JSON-RPC over HTTP" in log and "Traceback" not in log, log[-2000:]
 
