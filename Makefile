@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml shared/pyproject.toml $(foreach s,$(SERVERS),
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e 'shared[neo4j,test-bolt]' $(foreach s,$(SERVERS),-e servers/$(s)) \
-		-e 'servers/membrane[embeddings,qdrant]' -e '.[dev]'
+		-e 'servers/membrane[embeddings,qdrant,redis]' -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv with every package editable plus dev tools

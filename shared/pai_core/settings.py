@@ -160,6 +160,24 @@ class MemorySettings(_PaiSettings):
     neo4j_timeout: float = Field(
         15.0, gt=0, le=600, description="Seconds to connect, or to wait for a pooled connection."
     )
+    vector_backend: Literal["numpy", "qdrant"] = Field(
+        "numpy",
+        description="Where search's vectors are searched: 'numpy' (in memory, from db_path) or "
+        "'qdrant' (a collection rebuilt from db_path when missing).",
+    )
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server URL (default: qdrant-client's in-process local mode)."
+    )
+    qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
+    qdrant_collection: str = Field("pai_memory", description="Qdrant collection of the vectors.")
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis URL caching query embeddings across processes (default: off, "
+        "an in-process cache only).",
+    )
+    redis_ttl_s: int = Field(
+        7 * 86400, ge=1, description="Seconds a cached query embedding is kept in Redis."
+    )
 
     @model_validator(mode="after")
     def _fill_paths(self) -> MemorySettings:

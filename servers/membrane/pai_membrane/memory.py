@@ -56,14 +56,31 @@ class MembraneMemory(Memory):
             return None
         if settings.embedding_model is None and default_model_path() is None:
             return None
-        return LocalEmbedder(settings.embedding_model)
+        embedder = LocalEmbedder(settings.embedding_model)
+        if self.settings.redis_url is not None:  # query vectors shared through Redis
+            from pai_membrane.search.redis_cache import CachedEmbedder, RedisCache
+
+            url = self.settings.redis_url.get_secret_value()
+            cache = RedisCache(url, ttl_s=self.settings.redis_ttl_s)
+            return CachedEmbedder(embedder, cache)  # type: ignore[return-value]
+        return embedder
 
     @cached_property
     def search(self) -> MemorySearch:
         from pai_membrane.search.service import MemorySearch
 
         self.ready_vault()  # opening the vault reconciles it with its files, once per process
-        search = MemorySearch(self.index, self.graph, self.episodes, self.embedder)
+        vectors = None
+        if self.settings.vector_backend == "qdrant":
+            from pai_membrane.search.qdrant_store import QdrantVectorStore
+
+            key = self.settings.qdrant_api_key
+            vectors = QdrantVectorStore(
+                url=self.settings.qdrant_url,
+                api_key=key.get_secret_value() if key is not None else None,
+                collection=self.settings.qdrant_collection,
+            )
+        search = MemorySearch(self.index, self.graph, self.episodes, self.embedder, vectors=vectors)
         self.indexer.start()
         return search
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pai_core.errors import BackendUnavailable, MissingDependency
+from pai_membrane.search.optional import import_extra
 from pai_membrane.search.vector_store import NumpyVectorStore
 
 __all__ = ["QdrantVectorStore"]
@@ -53,15 +54,10 @@ class QdrantVectorStore(NumpyVectorStore):
     @property
     def client(self) -> Any:
         if self._client is None:
-            try:
-                from qdrant_client import QdrantClient
-            except ImportError as exc:
-                raise MissingDependency(
-                    "the qdrant vector store needs qdrant-client, which is not installed; "
-                    "nothing was changed",
-                    extra="qdrant",
-                    package="pai-membrane",
-                ) from exc
+            qdrant = import_extra(
+                "qdrant_client", needed_by="the qdrant vector store", extra="qdrant"
+            )
+            QdrantClient = qdrant.QdrantClient
             if self.url:
                 self._client = QdrantClient(url=self.url, api_key=self._api_key, timeout=30)
             else:
