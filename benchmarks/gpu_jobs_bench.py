@@ -68,6 +68,10 @@ def main() -> int:
     proxy = None
     try:
         wait_all(workers)
+        for w in workers:  # a worker's first answers pay its imports: not part of either run
+            for stream in (True, False):
+                body = {"model": "m", "prompt": "warm-up", "stream": stream}
+                httpx.post(f"{w.url}/api/generate", json=body, timeout=30).raise_for_status()
         result: dict[str, object] = {}
         samples = 100 if args.quick else 300
         result["dispatch_1k"] = dispatch_overhead(tmp, 1000, samples)
@@ -80,7 +84,7 @@ def main() -> int:
         svc = build_service(settings_for(tmp / "run", configs, remember=False, **defaults))
         svc.manager.start()
         total = sum(demand.values())
-        t0 = time.perf_counter()
+        t0 = time.time()
         ids = [
             (c, svc.submit_llm("m", prompt=f"{c}{i}", client=c).job_id)
             for i in range(max(demand.values()))
@@ -88,11 +92,12 @@ def main() -> int:
             if i < n
         ]
         # One count per poll (not 290 status reads), so the benchmark's own polling does not
-        # take the CPU the manager needs on a small machine; the views are read once at the end.
+        # take the CPU the manager needs on a small machine; the views are read once at the end
+        # and the run ends when the ledger recorded the last job done, not at the next poll.
         while svc.list("succeeded", None, None, None, 1, 0).total < total:
-            time.sleep(0.005)
-        wall = time.perf_counter() - t0
+            time.sleep(0.05)
         views = [svc.status(j) for _, j in ids]
+        wall = max(v.finished_at or 0.0 for v in views) - t0
         svc.manager.stop()
         ideal = total * latency / (len(workers) * conc)
         per_gpu = Counter(v.gpu for v in views)
@@ -117,7 +122,12 @@ def main() -> int:
         t0 = time.perf_counter()
         with ThreadPoolExecutor(len(workers) * conc) as pool:
             list(pool.map(direct, range(total)))
-        result["direct"] = {"wall_s": time.perf_counter() - t0, "jobs": total}
+        straight_s = time.perf_counter() - t0
+        result["direct"] = {
+            "wall_s": straight_s,
+            "jobs": total,
+            "manager_vs_direct": straight_s / wall,
+        }
 
         for w in workers:
             httpx.post(f"{w.url}/_control", json={"latency": 0.0})
@@ -163,7 +173,7 @@ def main() -> int:
         f"| dispatch, 1k queued (median / p95) | {d1['median_ms']:.2f} / {d1['p95_ms']:.2f} ms | ≤ 2 ms |",
         f"| dispatch, 10k queued (median / p95) | {d10['median_ms']:.2f} / {d10['p95_ms']:.2f} ms | ≤ 2 ms |",
         f"| throughput, 4 GPUs × {conc} slots, {th['jobs']} jobs of {latency * 1000:.0f} ms | {th['wall_s']:.2f} s = {th['vs_ideal']:.2f}× ideal ({th['ideal_s']:.2f} s) | ≥ 0.9× |",
-        f"| same jobs straight to the workers (no manager) | {di['wall_s']:.2f} s | — |",
+        f"| same jobs straight to the workers (no manager) | {di['wall_s']:.2f} s (the manager's run: {di['manager_vs_direct']:.2f}× its speed) | — |",
         f"| jobs per GPU max / min | {th['per_gpu_max']} / {th['per_gpu_min']} | — |",
         f"| Jain's index, 4 clients demanding {list(demand.values())} | {fa['jain']:.3f} (served while all waited: {fa['served_while_all_waiting']}) | ≥ 0.95 |",
         f"| proxy overhead per Ollama request (median) | {px['overhead_ms']:.2f} ms ({px['proxy_ms']:.2f} vs {px['direct_ms']:.2f} direct) | ≤ 5 ms |",

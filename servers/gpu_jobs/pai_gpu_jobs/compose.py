@@ -125,6 +125,9 @@ def build_service(settings: GpuJobsSettings) -> GpuJobsService:
         note = recorder.record(entry["seq"], job_facts(job), at=job.finished_at)
         return {"memory": note.model_dump(), "audit_id": entry["seq"]}
 
+    # With memory recording off there is nothing to write after a job: its outcome is in the
+    # ledger, and the audit entry exists as the memory's source. Its result says why.
+    unrecorded = None if settings.remember else recorder.record("none", []).model_dump()
     clients = {w.name: make_client(w, settings.request_timeout_s) for w in settings.workers}
     manager = Manager(
         open_ledger(settings),
@@ -135,7 +138,8 @@ def build_service(settings: GpuJobsSettings) -> GpuJobsService:
         max_attempts=settings.max_attempts,
         request_timeout_s=settings.request_timeout_s,
         workspace_max_age_s=settings.workspace_max_age_s,
-        recorder=remember,
+        recorder=remember if settings.remember else None,
+        unrecorded=unrecorded,
     )
     limits = Limits(settings.max_images, settings.max_side, settings.default_client)
     return GpuJobsService(manager, audit, limits)

@@ -3,7 +3,7 @@
 Threads: a dispatcher (claims jobs onto free slots whenever woken: by a submission, by a job
 that ended, or by a worker re-admitted; every ``poll_s`` otherwise, for other processes' work),
 a keeper (one transaction per period: heartbeat, lease renewal, cancels, recovery of dead
-managers' jobs; and the age sweep), a health checker (drains a failing worker, re-admits it
+managers' jobs; then the store's housekeeping outside it, and the age sweep), a health checker (drains a failing worker, re-admits it
 when it answers again) and a recorder (the audit entry and the shared memory of each succeeded
 job, in completion order). Jobs run on a pool sized to the workers' total concurrency, so a
 claimed slot always has a thread; the slot is handed back, and the dispatcher woken, as soon as
@@ -70,6 +70,7 @@ class Manager:
         request_timeout_s: float = 600.0,
         workspace_max_age_s: float = 7 * 86400.0,
         recorder: Recorder | None = None,
+        unrecorded: dict[str, Any] | None = None,
     ) -> None:
         self.ledger = ledger
         self.clients = clients
@@ -80,6 +81,7 @@ class Manager:
         self.request_timeout_s = request_timeout_s
         self.workspace_max_age_s = workspace_max_age_s
         self.recorder = recorder
+        self.unrecorded = unrecorded  # the memory note of a job when there is no recorder
         self.host = socket.gethostname()
         self.id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.models: dict[str, frozenset[str]] = {
@@ -92,6 +94,7 @@ class Manager:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._records: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._recorded = False  # the recorder thread has ended
         self.capacity = sum(c.cfg.concurrency for c in clients.values()) or 1
         self.pool = ThreadPoolExecutor(max_workers=self.capacity, thread_name_prefix="gpu-job")
         self.started = False
@@ -208,6 +211,7 @@ class Manager:
                         entry.client.interrupt()
                 if requeued:
                     self._wake.set()
+                self.ledger.maintain()
                 if time.monotonic() - last_sweep > 600:
                     last_sweep = time.monotonic()
                     self.workspaces.sweep(self.workspace_max_age_s)
@@ -266,14 +270,16 @@ class Manager:
                 )
             if self.recorder is not None:
                 result["memory_pending"] = True  # waiters wait for the note that follows
-            if self._stop.is_set():
-                self.ledger.finish(job.id, job.attempt, self.id, "succeeded", result)
-                return
-            done, claimed = self.ledger.finish_and_claim(
-                job.id, job.attempt, self.id, result, self.slots()
-            )
+            elif self.unrecorded is not None:
+                result["memory"] = self.unrecorded
+            if self._stop.is_set():  # no new claims while stopping
+                done = self.ledger.finish(job.id, job.attempt, self.id, "succeeded", result)
+            else:
+                done, claimed = self.ledger.finish_and_claim(
+                    job.id, job.attempt, self.id, result, self.slots()
+                )
             if done is not None and done.state == "succeeded" and self.recorder is not None:
-                self._records.put(done)
+                self._record(done)
         except Stopped as exc:
             state = "cancelled" if ctl.cancel.is_set() else "failed"
             if self.ledger.finish(job.id, job.attempt, self.id, state, error=str(exc)):
@@ -311,6 +317,14 @@ class Manager:
         if sink is not None:
             sink({"error": error})
 
+    def _record(self, job: Job) -> None:
+        """Hand a succeeded job to the recorder thread (or, once it has ended, record it here)."""
+        with self._lock:
+            if not self._recorded:
+                self._records.put(job)
+                return
+        self._write_records([job])
+
     def _record_loop(self) -> None:
         """Audit entry and memory of each succeeded job, in completion order; the notes of
         what is pending at once go into the ledger in one transaction."""
@@ -318,17 +332,23 @@ class Manager:
             batch = [self._records.get()]
             while len(batch) < 64 and not self._records.empty():
                 batch.append(self._records.get())
-            jobs = [job for job in batch if job is not None]
-            notes = {job.id: self._remember(job) for job in jobs}
-            if notes:
-                try:
-                    annotate(self.ledger, notes)
-                except Exception as exc:
-                    log.warning(
-                        "could not store whether %d jobs were remembered: %s", len(notes), exc
-                    )
-            if len(jobs) < len(batch):
+            if None in batch:  # stop(): take what is left; _record writes any later one itself
+                with self._lock:
+                    self._recorded = True
+                    while not self._records.empty():
+                        batch.append(self._records.get())
+            self._write_records([job for job in batch if job is not None])
+            if self._recorded:
                 return
+
+    def _write_records(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        notes = {job.id: self._remember(job) for job in jobs}
+        try:
+            annotate(self.ledger, notes)
+        except Exception as exc:
+            log.warning("could not store whether %d jobs were remembered: %s", len(notes), exc)
 
     def _remember(self, job: Job) -> dict[str, Any]:
         assert self.recorder is not None

@@ -85,6 +85,9 @@ class RedisStore:
         """Reads take no lock: each job is one key, written whole."""
         yield
 
+    def maintain(self) -> None:
+        """Nothing to do: Redis persists by itself."""
+
     def next_seq(self) -> int:
         return int(self.r.incr(self.k("seq")))
 

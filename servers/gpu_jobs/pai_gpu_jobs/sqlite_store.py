@@ -21,6 +21,8 @@ from pai_gpu_jobs.ledger import Job, Lease, WorkerState, iter_chunks
 
 __all__ = ["SqliteStore"]
 
+AUTOCHECKPOINT_PAGES = 20_000  # about 80 MB of log at 4 KiB pages before a commit copies it
+
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS jobs (
         seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
@@ -122,12 +124,24 @@ class SqliteStore:
         if getattr(self._conn, "current", None) is not None:  # nested: join the outer one
             yield
             return
+        if not getattr(self._conn, "tuned", False):  # this thread's connection, once
+            self.db.conn().execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            self._conn.tuned = True
         with begin() as conn:
             self._conn.current = conn
             try:
                 yield
             finally:
                 self._conn.current = None
+
+    def maintain(self) -> None:
+        """Copy the write-ahead log into the database without blocking readers or writers.
+
+        SQLite would otherwise do it inside whichever commit crosses its threshold (1000
+        pages), holding the write lock for the copy and its fsync: the slow tail of dispatch.
+        Each manager's keeper calls this instead; the raised threshold is the safety net for
+        a process that has no keeper."""
+        self.db.conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def next_seq(self) -> int:
         row = self.c.execute(
