@@ -27,6 +27,7 @@ class BoltServer:
     password: str
     database: str | None
     proc: subprocess.Popen[bytes] | None = None
+    root: Path | None = None  # where a server started here keeps its files
     _driver: Any = field(default=None, repr=False)
 
     def wipe(self) -> None:
@@ -105,7 +106,7 @@ def start_arcadedb(root: Path, timeout: float = 60) -> BoltServer:
         stop_process(proc)
         tail = (root / "server.out").read_text(errors="replace")[-800:]
         raise RuntimeError(f"ArcadeDB did not start: {exc}\n{tail}") from exc
-    server = BoltServer(f"bolt://127.0.0.1:{bolt}", "root", password, DATABASE, proc)
+    server = BoltServer(f"bolt://127.0.0.1:{bolt}", "root", password, DATABASE, proc, root)
     try:
         server.wait_ready(timeout)
     except (RuntimeError, TimeoutError):

@@ -45,6 +45,7 @@ from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef
 if TYPE_CHECKING:
     import neo4j
 
+    from pai_core.memory.graph.migrate import GraphDump
     from pai_core.settings import MemorySettings
 
 __all__ = ["SCHEMA", "Neo4jGraphStore"]
@@ -195,6 +196,20 @@ _RESOLVE_CONFLICT = (
     "MATCH (c:PaiConflict {id: $id}) "
     "SET c.status = 'resolved', c.resolved_at = $at, c.resolution = $resolution"
 )
+
+# ----------------------------------------------------------------------------- whole-graph copy
+_DUMP_ENTITIES = "MATCH (e:PaiEntity)" + _ENTITY + " ORDER BY id"
+_DUMP_ALIASES = (
+    "MATCH (a:PaiAlias) RETURN a.key AS key, a.alias AS alias, a.entity_id AS entity_id "
+    "ORDER BY key"
+)
+_DUMP_FACTS = "MATCH (f:PaiFact)" + _FACT + ", f.seq AS seq ORDER BY seq"
+_DUMP_CONFLICTS = "MATCH (c:PaiConflict)" + _CONFLICT + " ORDER BY id"
+_LOAD_ENTITIES = "UNWIND $rows AS r CREATE (e:PaiEntity) SET e = r"
+_LOAD_ALIASES = "UNWIND $rows AS r CREATE (a:PaiAlias) SET a = r"
+_LOAD_FACTS = "UNWIND $rows AS r CREATE (f:PaiFact) SET f = r"
+_LOAD_CONFLICTS = "UNWIND $rows AS r CREATE (c:PaiConflict) SET c = r"
+_SET_SEQ = "MATCH (m:PaiMeta {key: 'writer'}) SET m.seq = $seq"
 
 _CHUNK = 1000
 
@@ -448,6 +463,37 @@ class _Tx:
     def timeline(self, since: float, until: float, limit: int) -> list[Fact]:
         params = {"since": float(since), "until": float(until), "limit": int(limit)}
         return [_fact(r) for r in self._run(_TIMELINE, params)]
+
+    # whole-graph copy (pai_core.memory.graph.migrate) ---------------------------
+    def dump(self) -> GraphDump:
+        from pai_core.memory.graph.migrate import GraphDump
+
+        return GraphDump(
+            entities=[_entity(r) for r in self._run(_DUMP_ENTITIES)],
+            aliases=[(r["key"], r["alias"], r["entity_id"]) for r in self._run(_DUMP_ALIASES)],
+            predicates=self.predicates(),
+            facts=[_fact(r) for r in self._run(_DUMP_FACTS)],
+            conflicts=[_conflict(r) for r in self._run(_DUMP_CONFLICTS)],
+        )
+
+    def load(self, dump: GraphDump) -> None:
+        """Write a whole graph into this (empty) one in batches; facts keep their order."""
+        for pred in dump.predicates:
+            self.upsert_predicate(pred)
+        keys = ("key", "alias", "entity_id")
+        batches = (
+            (_LOAD_ENTITIES, [_props(e) for e in dump.entities]),
+            (_LOAD_ALIASES, [dict(zip(keys, a, strict=True)) for a in dump.aliases]),
+            (_LOAD_FACTS, [{**_props(f), "seq": i} for i, f in enumerate(dump.facts, 1)]),
+            (
+                _LOAD_CONFLICTS,
+                [{**_props(c), "extra": json.dumps(c.extra)} for c in dump.conflicts],
+            ),
+        )
+        for query, rows in batches:
+            for i in range(0, len(rows), _CHUNK):
+                self._run(query, {"rows": rows[i : i + _CHUNK]})
+        self._run(_SET_SEQ, {"seq": len(dump.facts)})
 
     # conflicts --------------------------------------------------------------
     def insert_conflict(self, conflict: Conflict) -> None:
