@@ -177,6 +177,17 @@ class Manager:
             self._wake.wait(self.poll_s)
 
     def _launch(self, job: Job) -> None:
+        attempt = self._prepare(job)
+        if attempt is None:
+            return
+        try:
+            self.pool.submit(self._run, *attempt)
+        except RuntimeError:  # the pool shut down in between: stop() handed the job back
+            with self._lock:
+                self.local.pop(job.id, None)
+
+    def _prepare(self, job: Job) -> tuple[Job, WorkerClient, RunControl] | None:
+        """Register a claimed job as running here (None: stopping, so it was handed back)."""
         client = self.clients[str(job.worker)]
         ctl = RunControl(
             deadline=job.deadline, on_chunk=self.sinks.get(job.id), timeout_s=self.request_timeout_s
@@ -187,12 +198,8 @@ class Manager:
                 self.local[job.id] = _Local(job.attempt, ctl, client)
         if stopping:
             self.ledger.release(self.id, [job.id])
-            return
-        try:
-            self.pool.submit(self._run, job, client, ctl)
-        except RuntimeError:  # the pool shut down in between: stop() handed the job back
-            with self._lock:
-                self.local.pop(job.id, None)
+            return None
+        return job, client, ctl
 
     def _keeper_loop(self) -> None:
         period = max(0.02, min(self.poll_s * 3, self.ledger.lease_ttl_s / 4))
@@ -246,6 +253,15 @@ class Manager:
 
     # ------------------------------------------------------------------ one attempt
     def _run(self, job: Job, client: WorkerClient, ctl: RunControl) -> None:
+        """Run attempts on this thread: this one, then the next job its finish claimed (no
+        hand-over to another thread between two jobs of a slot)."""
+        attempt: tuple[Job, WorkerClient, RunControl] | None = (job, client, ctl)
+        while attempt is not None:
+            attempt = self._attempt(*attempt)
+
+    def _attempt(
+        self, job: Job, client: WorkerClient, ctl: RunControl
+    ) -> tuple[Job, WorkerClient, RunControl] | None:
         attempt_dir: Path | None = None
         claimed: list[Job] | None = None  # what the finishing transaction claimed next
         try:
@@ -261,7 +277,7 @@ class Manager:
                 for i, blob in enumerate(out.images):
                     (attempt_dir / f"image-{i:02d}.{formats[i].lower()}").write_bytes(blob)
                 if self.ledger.holds(job.id, job.attempt, self.id) is None:
-                    return
+                    return None
                 final = self.workspaces.publish(attempt_dir, job.id)
                 attempt_dir = None
                 result["images"] = sorted(str(x) for x in final.iterdir())
@@ -307,8 +323,13 @@ class Manager:
                 self.local.pop(job.id, None)
             if claimed is None:
                 self._wake.set()  # the slot is free: the dispatcher fills it
-            for other in claimed or ():
+        following = None
+        for other in claimed or ():
+            if following is None:
+                following = self._prepare(other)
+            else:
                 self._launch(other)
+        return following
 
     def _tell(self, job: Job, error: str) -> None:
         """A streaming submitter learns at once that its job failed (it sees the final chunk
