@@ -38,16 +38,21 @@ def dispatch_overhead(tmp: Path, queued: int, samples: int) -> dict[str, float]:
     for i in range(queued):
         ledger.submit(job(i, f"c{i % 4}"))
     slots = [SlotSpec(f"w{g}", "llm", str(g), 1, frozenset({"m"})) for g in range(4)]
-    times = []
+    times, cpu = [], []
     for i in range(samples):
         if i % 30 == 0:  # what a manager's keeper does every period, on its own thread
             ledger.maintain()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         (claimed,) = ledger.dispatch("bench", slots, limit=1)
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.thread_time() - c0) * 1000)
         ledger.finish(claimed.id, claimed.attempt, "bench", "succeeded", {"text": ""})
     times.sort()
-    return {"median_ms": statistics.median(times), "p95_ms": times[int(len(times) * 0.95)]}
+    cpu.sort()
+    p95 = int(len(times) * 0.95)
+    # The CPU time of the same calls: on a shared machine the wall-clock tail is mostly the
+    # dispatching thread waiting for a core, which this leaves out.
+    return {"median_ms": statistics.median(times), "p95_ms": times[p95], "cpu_p95_ms": cpu[p95]}
 
 
 def jain(xs: list[float]) -> float:
@@ -58,6 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="pai-gpu-bench-"))
     os.environ["PAI_HOME"] = str(tmp / "home")
     latency, conc = 0.05, 2
@@ -162,6 +168,7 @@ def main() -> int:
             stop_process(w.proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
+    result["machine"] = {"cpus": os.cpu_count(), "load_1min": [load_before, os.getloadavg()[0]]}
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "gpu_jobs.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -172,14 +179,20 @@ def main() -> int:
         "",
         "| measure | value | target |",
         "|---|---|---|",
-        f"| dispatch, 1k queued (median / p95) | {d1['median_ms']:.2f} / {d1['p95_ms']:.2f} ms | ≤ 2 ms |",
-        f"| dispatch, 10k queued (median / p95) | {d10['median_ms']:.2f} / {d10['p95_ms']:.2f} ms | ≤ 2 ms |",
+        f"| dispatch, 1k queued (median / p95; p95 of its CPU time) | {d1['median_ms']:.2f} / {d1['p95_ms']:.2f} ms; {d1['cpu_p95_ms']:.2f} ms | ≤ 2 ms |",
+        f"| dispatch, 10k queued (median / p95; p95 of its CPU time) | {d10['median_ms']:.2f} / {d10['p95_ms']:.2f} ms; {d10['cpu_p95_ms']:.2f} ms | ≤ 2 ms |",
         f"| throughput, 4 GPUs × {conc} slots, {th['jobs']} jobs of {latency * 1000:.0f} ms | {th['wall_s']:.2f} s = {th['vs_ideal']:.2f}× ideal ({th['ideal_s']:.2f} s) | ≥ 0.9× |",
         f"| same jobs straight to the workers (no manager) | {di['wall_s']:.2f} s (the manager's run: {di['manager_vs_direct']:.2f}× its speed) | — |",
         f"| jobs per GPU max / min | {th['per_gpu_max']} / {th['per_gpu_min']} | — |",
         f"| Jain's index, 4 clients demanding {list(demand.values())} | {fa['jain']:.3f} (served while all waited: {fa['served_while_all_waiting']}) | ≥ 0.95 |",
         f"| proxy overhead per Ollama request (median) | {px['overhead_ms']:.2f} ms ({px['proxy_ms']:.2f} vs {px['direct_ms']:.2f} direct) | ≤ 5 ms |",
     ]  # fmt: skip
+    load = result["machine"]["load_1min"]
+    lines += [
+        "",
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} before and {load[1]:.1f} after the "
+        "run: every number here waits for a core as often as that load says.",
+    ]
     (out / "gpu_jobs.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
