@@ -37,6 +37,12 @@ needs_embeddings = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="module")
+def model() -> SentenceTransformerEmbedder:
+    """One loaded model for the tests that embed the labelled sets."""
+    return SentenceTransformerEmbedder()
+
+
 def _search(tmp_path: Path, embedder: Embedder | None) -> tuple[Vault, MemorySearch]:
     db = tmp_path / "m.db"
     index = SearchIndex(db)
@@ -47,9 +53,11 @@ def _search(tmp_path: Path, embedder: Embedder | None) -> tuple[Vault, MemorySea
 
 
 @needs_embeddings
-def test_search_beats_vectors_alone_on_near_misses(tmp_path: Path) -> None:
+def test_search_beats_vectors_alone_on_near_misses(
+    tmp_path: Path, model: SentenceTransformerEmbedder
+) -> None:
     """The near-miss set: each target has a distractor on its topic; queries paraphrase."""
-    vault, search = _search(tmp_path, SentenceTransformerEmbedder())
+    vault, search = _search(tmp_path, model)
     hard = load_hard_set()
     paths = write_set(vault, hard["learnings"])
     search.embed_pending()
@@ -69,9 +77,10 @@ def test_search_beats_vectors_alone_on_near_misses(tmp_path: Path) -> None:
 
 
 @needs_embeddings
-def test_vectors_and_fusion_beat_full_text_on_paraphrases(tmp_path: Path) -> None:
-    embedder = SentenceTransformerEmbedder()
-    vault, search = _search(tmp_path, embedder)
+def test_vectors_and_fusion_beat_full_text_on_paraphrases(
+    tmp_path: Path, model: SentenceTransformerEmbedder
+) -> None:
+    vault, search = _search(tmp_path, model)
     items = load_set()
     paths = write_set(vault, items)
     assert search.embed_pending() == len(items)
@@ -93,7 +102,9 @@ def test_vectors_and_fusion_beat_full_text_on_paraphrases(tmp_path: Path) -> Non
     conn = search.index.db.conn()
     note = conn.execute("SELECT id FROM s_docs WHERE ref=?", (paths[28],)).fetchone()[0]
     before = search.vectors.parts(conn, [note])[note].copy()
-    vault.write_note(paths[28], "# Uploads\n\n## Problem\n\nDisk quota.\n\n## Fix\n\nMore disk.\n")
+    changed = "# Uploads\n\n## Problem\n\nDisk quota.\n\n## Fix\n\nMore disk.\n"
+    current = vault.read_note(paths[28])["hash"]
+    vault.write_note(paths[28], changed, overwrite=True, expected_hash=current)
     assert search.vectors.parts(conn, [note]) == {}
     assert search.embed_pending() == 1
     after = search.vectors.parts(conn, [note])[note]
