@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["job_workspace", "sweep_orphans"]
+__all__ = ["job_workspace", "pid_alive", "sweep_orphans"]
 
 log = logging.getLogger(__name__)
 _OWNER = ".owner"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -67,7 +68,7 @@ def sweep_orphans(root: Path, max_age_s: float = 3600.0) -> list[Path]:
         except OSError:
             continue
         # A directory without an owner yet may be one being created right now: give it a minute.
-        orphaned = not _pid_alive(owner) if owner > 0 else age > 60
+        orphaned = not pid_alive(owner) if owner > 0 else age > 60
         if orphaned or age > max_age_s:
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)

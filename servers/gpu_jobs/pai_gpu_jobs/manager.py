@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pai_core.errors import VerificationFailed
+from pai_core.workspace import pid_alive
 from pai_gpu_jobs.ledger import Job, Ledger, SlotSpec, annotate
 from pai_gpu_jobs.models import WorkerConfig
 from pai_gpu_jobs.outputs import Workspaces, verify_images
@@ -36,16 +37,6 @@ __all__ = ["Manager"]
 
 log = logging.getLogger(__name__)
 Recorder = Callable[[Job], dict[str, Any] | None]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
