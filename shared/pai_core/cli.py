@@ -375,6 +375,74 @@ def config_cmd(
     typer.echo(json.dumps({"mcpServers": servers}, indent=2))
 
 
+memory_app = typer.Typer(
+    name="memory", help="The shared memory: move it between backends.", no_args_is_help=True
+)
+app.add_typer(memory_app, name="memory")
+
+
+def _memory_settings(config: Path | None) -> Any:
+    from pai_core.settings import ServerSettings, load_settings
+
+    return load_settings(ServerSettings, config).memory
+
+
+@memory_app.command("migrate")
+def memory_migrate(
+    to: Annotated[
+        str,
+        typer.Option("--to", help="neo4j+qdrant, or sqlite to come back to the embedded store."),
+    ],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a target graph that is not empty.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Move the whole memory (graph, notes, episodes, vectors) to other backends, verified by
+    counts and checksums. Stop the PAI servers first; point them at the new backends after."""
+    from pai_core.errors import PaiError
+    from pai_core.memory.migrate import migrate_memory, parse_target
+
+    try:
+        settings = _memory_settings(config)
+        target = parse_target(to)
+        report = migrate_memory(settings, target, overwrite=overwrite)
+    except PaiError as exc:
+        _err(f"pai memory migrate: {type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(f"from: {report.source}\nto:   {report.target}")
+    width = max((len(p.kind) for p in report.parts), default=5)
+    for part in report.parts:
+        typer.echo(
+            f"  {part.kind:<{width}} {part.count:>9,}  sha256 {part.checksum[:16]}  {part.status}"
+        )
+    code = 0
+    if target.vectors == "qdrant":
+        code = _vectors_to_qdrant(config, settings)
+    typer.echo("next:")
+    for step in report.next_steps:
+        typer.echo(f"  - {step}")
+    raise typer.Exit(code)
+
+
+def _vectors_to_qdrant(config: Path | None, memory: Any) -> int:
+    """Qdrant is a search index MemBrane builds from the stored vectors: run its command."""
+    servers = discover_servers()
+    how = "pai membrane reindex --vectors (with PAI_MEMORY_VECTOR_BACKEND=qdrant)"
+    if "membrane" not in servers:
+        typer.echo(f"  vectors: MemBrane is not installed; once it is, run {how}")
+        return 0
+    if not memory.qdrant_url:
+        return 0  # local mode: built in each server process (the next steps say so)
+    from pai_core.settings import load_settings
+
+    spec = servers["membrane"]
+    settings = load_settings(spec.settings_cls(), config)
+    settings.memory = memory.model_copy(update={"vector_backend": "qdrant"})
+    typer.echo(f"  vectors: running {how}")
+    return spec.run_command("reindex", settings, ["--vectors"])
+
+
 @app.callback(invoke_without_command=True)
 def _root(
     show_version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,

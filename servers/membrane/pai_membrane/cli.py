@@ -14,8 +14,58 @@ __all__ = ["capture", "reindex"]
 
 
 def reindex(settings: MembraneSettings, argv: list[str]) -> int:
-    """Rebuild the derived indexes (full text, vectors) from the graph, vault and episodes."""
+    """Rebuild the derived indexes (full text, vectors) from the graph, vault and episodes;
+    with ``--vectors``, only Qdrant's collection from the stored vectors (no re-embedding)."""
+    unknown = [a for a in argv if a != "--vectors"]
+    if unknown:
+        print(f"pai membrane reindex: unknown option(s) {unknown}; use --vectors", file=sys.stderr)
+        return 2
     memory = MembraneMemory(settings)
+    try:
+        if "--vectors" in argv:
+            return _rebuild_qdrant(memory, vectors_only=True)
+        return _reindex(memory)
+    finally:
+        memory.stop()
+
+
+def _rebuild_qdrant(memory: MembraneMemory, *, vectors_only: bool) -> int:
+    """Build Qdrant's collection from ``s_vectors`` and check it holds every vector."""
+    if memory.settings.vector_backend != "qdrant":
+        if vectors_only:
+            print(
+                "pai membrane reindex --vectors: vector_backend is not 'qdrant' (setting "
+                "PAI_MEMORY_VECTOR_BACKEND): the vectors are searched from SQLite, nothing to "
+                "build",
+                file=sys.stderr,
+            )
+        return 0
+    from pai_membrane.search.qdrant_store import QdrantVectorStore
+
+    vectors = QdrantVectorStore.from_settings(memory.settings)
+    conn = memory.index.db.conn()
+    try:
+        stored = int(
+            conn.execute(
+                "SELECT count(*) FROM s_vectors v JOIN s_docs d ON d.id = v.doc_id"
+            ).fetchone()[0]
+        )
+        held = vectors.rebuild(conn)
+    finally:
+        vectors.close()
+    where = vectors.describe()
+    if held != stored:
+        print(
+            f"pai membrane reindex: {where} holds {held} vectors of the {stored} stored in "
+            f"{memory.settings.db_file}; run it again",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"vectors: {held} in {where}, the same as in SQLite", file=sys.stderr)
+    return 0
+
+
+def _reindex(memory: MembraneMemory) -> int:
     index = memory.index
     memory.vault  # noqa: B018 - creates the vault's tables before they are emptied
     memory.episodes  # noqa: B018
@@ -41,7 +91,7 @@ def reindex(settings: MembraneSettings, argv: list[str]) -> int:
         f"{facts} facts, {vectors} vectors",
         file=sys.stderr,
     )
-    return 0
+    return _rebuild_qdrant(memory, vectors_only=False)
 
 
 def capture(settings: MembraneSettings, argv: list[str]) -> int:

@@ -74,12 +74,7 @@ class MembraneMemory(Memory):
         if self.settings.vector_backend == "qdrant":
             from pai_membrane.search.qdrant_store import QdrantVectorStore
 
-            key = self.settings.qdrant_api_key
-            vectors = QdrantVectorStore(
-                url=self.settings.qdrant_url,
-                api_key=key.get_secret_value() if key is not None else None,
-                collection=self.settings.qdrant_collection,
-            )
+            vectors = QdrantVectorStore.from_settings(self.settings)
         search = MemorySearch(self.index, self.graph, self.episodes, self.embedder, vectors=vectors)
         self.indexer.start()
         return search

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, VENV_BIN
 
 DATA = Path(__file__).parent / "data"
@@ -70,3 +72,39 @@ def test_hook_snippet_calls_the_capture_command() -> None:
     config = json.loads((ROOT / "claude_config" / "hooks" / "session_end.json").read_text())
     [entry] = config["hooks"]["SessionEnd"]
     assert entry["hooks"][0]["command"] == "pai membrane capture"
+
+
+def test_reindex_vectors_builds_qdrant_from_the_stored_vectors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pai memory migrate --to neo4j+qdrant` runs this: no model, the vectors in SQLite."""
+    import numpy as np
+
+    from pai_core.memory.fulltext import SearchIndex
+    from pai_core.settings import MemorySettings
+    from pai_membrane.cli import reindex
+    from pai_membrane.settings import MembraneSettings
+
+    memory = MemorySettings(db_path=tmp_path / "m.db", vault_path=tmp_path / "vault")
+    index = SearchIndex(memory.db_file)
+    with index.write() as w:
+        for i in range(5):
+            index.upsert(w, "note", f"d{i}", f"t{i}", f"b{i}", at=float(i))
+        w.executemany(
+            "INSERT INTO s_vectors VALUES (?, ?, ?)",
+            [
+                (d, f"h{d}", np.ones(8, np.float32).tobytes())
+                for (d,) in w.execute("SELECT id FROM s_docs").fetchall()
+            ],
+        )
+    index.db.close()
+    settings = MembraneSettings(embeddings=False, memory=memory)
+    assert reindex(settings, ["--vectors"]) == 0
+    assert "vector_backend is not 'qdrant'" in capsys.readouterr().err
+    settings.memory = memory.model_copy(update={"vector_backend": "qdrant"})
+    assert reindex(settings, ["--vectors"]) == 0
+    assert (
+        "vectors: 5 in qdrant::memory:/pai_memory, the same as in SQLite" in capsys.readouterr().err
+    )
+    assert reindex(settings, ["--vector"]) == 2
+    assert "unknown option" in capsys.readouterr().err

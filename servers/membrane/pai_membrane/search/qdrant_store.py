@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pai_core.errors import BackendUnavailable, MissingDependency
 from pai_membrane.search.optional import import_extra
 from pai_membrane.search.vector_store import NumpyVectorStore
+
+if TYPE_CHECKING:
+    from pai_core.settings import MemorySettings
 
 __all__ = ["QdrantVectorStore"]
 
@@ -48,6 +51,15 @@ class QdrantVectorStore(NumpyVectorStore):
         self._api_key = api_key
         self._client = client
         self._models: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: MemorySettings) -> QdrantVectorStore:
+        key = settings.qdrant_api_key
+        return cls(
+            url=settings.qdrant_url,
+            api_key=key.get_secret_value() if key is not None else None,
+            collection=settings.qdrant_collection,
+        )
 
     # ---------------------------------------------------------------- connection
 
@@ -161,6 +173,22 @@ class QdrantVectorStore(NumpyVectorStore):
         self._upsert(list(found.values()))
         self._row.update((d, 0) for d in found)
         self._n = len(self._row)
+
+    def rebuild(self, conn: sqlite3.Connection) -> int:
+        """Recreate the collection from ``s_vectors`` now (``pai membrane reindex``, a memory
+        migrated to Qdrant); return how many points Qdrant holds afterwards."""
+        with self._lock:
+            head = conn.execute("SELECT coalesce(max(seq), 0) FROM s_vector_log").fetchone()[0]
+            self._reload(conn, int(head))
+            self._data_version = (-1, -1)  # the next search re-checks the log
+            return self.count()
+
+    def count(self) -> int:
+        """Points in the collection (0 when it does not exist)."""
+        if not self._call("collection_exists", collection_name=self.collection):
+            return 0
+        result = self._call("count", collection_name=self.collection, exact=True)
+        return int(result.count)
 
     # ---------------------------------------------------------------- search
 

@@ -3,7 +3,7 @@
 Every record is copied: entities (merged ones too, so old names still resolve), aliases,
 predicates, facts in their commit order (so incremental indexers keep a consistent cursor) and
 conflicts. The copy is verified by counts and a SHA-256 checksum of every record on both
-sides; the target must be empty. Only the graph moves: full text, episodes and vectors stay in
+sides; the target must be empty (or be emptied first, in the same transaction). Only the graph moves: full text, episodes and vectors stay in
 the memory's SQLite file (search's Qdrant collection is rebuilt from it), notes in the vault.
 """
 
@@ -115,13 +115,16 @@ def dump_graph(store: GraphStore) -> GraphDump:
         return tx.dump()  # type: ignore[attr-defined, no-any-return]
 
 
-def _load(store: GraphStore, dump: GraphDump) -> None:
+def _load(store: GraphStore, dump: GraphDump, replace: bool) -> None:
     with store.write() as tx:
         if tx.count_entities() or tx.count_facts() or tx.predicates():
-            raise ConflictError(
-                f"the target graph {store.describe()} is not empty; nothing was changed",
-                hint="Migrate into an empty database (or a new SQLite file).",
-            )
+            if not replace:
+                raise ConflictError(
+                    f"the target graph {store.describe()} is not empty; nothing was changed",
+                    hint="Migrate into an empty database (or a new SQLite file), or pass "
+                    "--overwrite to replace what it holds.",
+                )
+            tx.clear()  # type: ignore[attr-defined]  # in this transaction: all or nothing
         if hasattr(tx, "load"):
             tx.load(dump)
             return
@@ -137,11 +140,14 @@ def _load(store: GraphStore, dump: GraphDump) -> None:
             tx.insert_conflict(conflict)
 
 
-def migrate_graph(source: GraphStore, target: GraphStore) -> MigrationReport:
+def migrate_graph(
+    source: GraphStore, target: GraphStore, *, replace: bool = False
+) -> MigrationReport:
     """Copy ``source`` into the empty ``target`` in one write transaction, then verify that
-    the target holds exactly the source's records (counts and checksums)."""
+    the target holds exactly the source's records (counts and checksums). ``replace`` empties
+    a non-empty target first, in the same transaction."""
     dump = dump_graph(source)
-    _load(target, dump)
+    _load(target, dump, replace)
     copied = dump_graph(target)
     if copied.counts() != dump.counts() or copied.checksums() != dump.checksums():
         raise VerificationFailed(

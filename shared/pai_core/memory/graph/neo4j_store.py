@@ -210,6 +210,14 @@ _LOAD_ALIASES = "UNWIND $rows AS r CREATE (a:PaiAlias) SET a = r"
 _LOAD_FACTS = "UNWIND $rows AS r CREATE (f:PaiFact) SET f = r"
 _LOAD_CONFLICTS = "UNWIND $rows AS r CREATE (c:PaiConflict) SET c = r"
 _SET_SEQ = "MATCH (m:PaiMeta {key: 'writer'}) SET m.seq = $seq"
+_CLEAR = (
+    "MATCH (n:PaiConflict) DELETE n",
+    "MATCH (n:PaiFact) DELETE n",
+    "MATCH (n:PaiPredAlias) DELETE n",
+    "MATCH (n:PaiPredicate) DELETE n",
+    "MATCH (n:PaiAlias) DELETE n",
+    "MATCH (n:PaiEntity) DELETE n",
+)
 
 _CHUNK = 1000
 
@@ -495,6 +503,12 @@ class _Tx:
                 self._run(query, {"rows": rows[i : i + _CHUNK]})
         self._run(_SET_SEQ, {"seq": len(dump.facts)})
 
+    def clear(self) -> None:
+        """Delete every record of the graph (a migration replacing it, in its transaction)."""
+        for query in _CLEAR:
+            self._run(query)
+        self._run(_SET_SEQ, {"seq": 0})
+
     # conflicts --------------------------------------------------------------
     def insert_conflict(self, conflict: Conflict) -> None:
         props = _props(conflict)
@@ -551,9 +565,10 @@ class Neo4jGraphStore:
                 connection_acquisition_timeout=timeout,
             )
         except (self.neo4j.exceptions.ConfigurationError, ValueError) as exc:
+            detail = str(exc).replace(uri, self.address)  # the driver quotes the raw URI
             raise BackendUnavailable(
                 f"graph backend neo4j: address {self.address!r} is not a Bolt URI "
-                f"(setting PAI_MEMORY_NEO4J_URI): {exc}; nothing was changed",
+                f"(setting PAI_MEMORY_NEO4J_URI): {detail}; nothing was changed",
                 hint="Use bolt://, bolt+s://, neo4j:// or neo4j+s:// followed by host:port.",
             ) from exc
         try:

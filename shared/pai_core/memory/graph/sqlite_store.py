@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS g_conflicts (
 CREATE INDEX IF NOT EXISTS g_conflicts_status ON g_conflicts(status, created_at);
 """
 
+_TABLES = (
+    "g_entities",
+    "g_aliases",
+    "g_predicates",
+    "g_predicate_aliases",
+    "g_facts",
+    "g_conflicts",
+)
 _FACT_COLS = (
     "id, subject_id, predicate, object_id, value, valid_from, valid_to, recorded_at, "
     "retracted_at, source, confidence, note, superseded_by"
@@ -314,6 +322,11 @@ class _Tx:
             (since, until, limit),
         )
         return [_fact(r) for r in rows]
+
+    def clear(self) -> None:
+        """Delete every record of the graph (a migration replacing it, in its transaction)."""
+        for table in _TABLES:
+            self.c.execute(f"DELETE FROM {table}")
 
     # conflicts --------------------------------------------------------------
     def insert_conflict(self, conflict: Conflict) -> None:
