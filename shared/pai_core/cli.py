@@ -126,6 +126,16 @@ def _call_health_inproc(server: Any) -> dict[str, Any]:
         return {"status": "error", "backend": "?", "problems": [f"health failed: {exc}"]}
 
 
+def _memory_checks(config: Path | None) -> list[Check]:
+    from pai_core.errors import PaiError
+    from pai_core.memory.backends import memory_checks
+
+    try:
+        return memory_checks(_memory_settings(config))
+    except PaiError as exc:
+        return [Check("memory", "fail", str(exc))]
+
+
 @app.command()
 def doctor(
     name: Annotated[str | None, typer.Argument(help="Only this server.")] = None,
@@ -144,6 +154,10 @@ def doctor(
         typer.echo("mcp SDK: not installed")
     failed = False
     marks = {"ok": "✔", "warn": "!", "fail": "✘"}
+    typer.echo("\nmemory")
+    for check in _memory_checks(config):
+        failed |= check.status == "fail"
+        typer.echo(f"  {marks[check.status]} {check.name}: {check.detail}")
     for spec in specs:
         typer.echo(f"\n{spec.name} {spec.version}")
         for check in _doctor_checks(spec, config):

@@ -90,8 +90,9 @@ class QdrantVectorStore(NumpyVectorStore):
     def _unavailable(self, exc: Exception) -> BackendUnavailable:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return BackendUnavailable(
-            f"vector backend qdrant at {self.url or self.location} (collection "
-            f"{self.collection}) failed: {detail}; nothing was changed",
+            f"vector backend qdrant at {self.url or self.location} (setting "
+            f"PAI_MEMORY_QDRANT_URL, collection {self.collection}) failed: {detail}; "
+            "nothing was changed",
         )
 
     def _call(self, method: str, **kwargs: Any) -> Any:
