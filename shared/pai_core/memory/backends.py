@@ -151,11 +151,11 @@ def _vectors(settings: MemorySettings, counts: dict[str, int]) -> list[Check]:
             agree,
         ]
     held = "no collection yet" if points is None else f"{points:,} points"
-    level = "ok" if points == vectors else "warn"
     detail = f"qdrant at {address}, collection {collection}: {held}, {vectors:,} in SQLite"
-    if level == "warn":
-        detail += " (a server rebuilds it at its next search; or `pai membrane reindex --vectors`)"
-    return [Check("memory vectors", level, detail), agree]
+    if points == vectors:
+        return [Check("memory vectors", "ok", detail), agree]
+    detail += " (a server rebuilds it at its next search; or `pai membrane reindex --vectors`)"
+    return [Check("memory vectors", "warn", detail), agree]
 
 
 def _cache(settings: MemorySettings) -> Check:
