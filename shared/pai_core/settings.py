@@ -172,11 +172,17 @@ class MemorySettings(_PaiSettings):
     qdrant_collection: str = Field("pai_memory", description="Qdrant collection of the vectors.")
     redis_url: SecretStr | None = Field(
         None,
-        description="Redis URL caching query embeddings across processes (default: off, "
-        "an in-process cache only).",
+        description="Redis URL caching query embeddings and hot search results across "
+        "processes (default: off, an in-process cache only).",
     )
     redis_ttl_s: int = Field(
         7 * 86400, ge=1, description="Seconds a cached query embedding is kept in Redis."
+    )
+    redis_result_ttl_s: int = Field(
+        300,
+        ge=0,
+        description="Seconds a search's results are kept in Redis (with redis_url; every write "
+        "through the memory invalidates them at once); 0: results are not cached.",
     )
 
     @model_validator(mode="after")

@@ -76,6 +76,10 @@ class MembraneMemory(Memory):
 
             vectors = QdrantVectorStore.from_settings(self.settings)
         search = MemorySearch(self.index, self.graph, self.episodes, self.embedder, vectors=vectors)
+        if self.generation is not None:  # hot results shared through Redis, keyed by writes
+            from pai_membrane.search.redis_cache import CachedSearch
+
+            search = CachedSearch.around(search, self.settings, self.generation)
         self.indexer.start()
         return search
 

@@ -8,6 +8,8 @@ its own connection, applies each layer's schema once per process, and runs trans
   deadlocks under concurrency and ``busy_timeout`` cannot fix it) and retries while the database
   is busy, so callers never see "database is locked". It is all-or-nothing: a process killed in
   the middle leaves nothing of it behind.
+- :attr:`Database.commit_hooks` are told before and after each write's commit (the Redis
+  write generation that invalidates cached search results).
 - :meth:`Database.read` is one consistent snapshot; :meth:`Database.conn` is for single reads.
 
 Errors of the file itself (cannot open, read-only, disk full, I/O) become
@@ -22,11 +24,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pai_core.errors import BackendUnavailable
 
-__all__ = ["BUSY_DEADLINE_S", "Database", "connect", "is_busy"]
+__all__ = ["BUSY_DEADLINE_S", "CommitHook", "Database", "connect", "is_busy"]
 
 BUSY_DEADLINE_S = 60.0
 T = TypeVar("T")
@@ -62,6 +64,14 @@ def retry_busy(fn: Callable[[], T], deadline_s: float = BUSY_DEADLINE_S) -> T:
             delay = min(delay * 2, 0.2)
 
 
+class CommitHook(Protocol):
+    """Told about each write transaction: just before its commit (raising rolls it back) and
+    right after it (:class:`pai_core.memory.generation.Generation`)."""
+
+    def before_commit(self) -> None: ...
+    def after_commit(self) -> None: ...
+
+
 class Database:
     """One SQLite file: a connection per thread, schemas applied once, safe transactions."""
 
@@ -71,6 +81,7 @@ class Database:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._schemas: set[str] = set()
+        self.commit_hooks: list[CommitHook] = []  # told about every write transaction
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -155,6 +166,8 @@ class Database:
             raise self.unavailable(exc) from exc
         try:
             yield conn
+            for hook in self.commit_hooks:
+                hook.before_commit()  # raising rolls the write back
         except sqlite3.OperationalError as exc:
             conn.execute("ROLLBACK")
             if is_busy(exc):
@@ -168,6 +181,8 @@ class Database:
         except sqlite3.OperationalError as exc:
             conn.execute("ROLLBACK")
             raise self.unavailable(exc) from exc
+        for hook in self.commit_hooks:
+            hook.after_commit()
 
     def close(self) -> None:
         with self._lock:

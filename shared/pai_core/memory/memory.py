@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the layers are imported on first use, keeping start-up ligh
     from pai_core.memory.db import Database
     from pai_core.memory.episodes.ingest import EpisodeStore
     from pai_core.memory.fulltext import SearchIndex
+    from pai_core.memory.generation import Generation
     from pai_core.memory.graph.service import GraphService
     from pai_core.memory.vault.service import Vault
 
@@ -59,10 +60,24 @@ class Memory:
         self._synced = False
 
     @cached_property
+    def generation(self) -> Generation | None:
+        """The write counter in Redis that cached search results are keyed by (when a Redis
+        URL is set and results are cached); every write through this memory bumps it."""
+        if self.settings.redis_url is None or not self.settings.redis_result_ttl_s:
+            return None
+        from pai_core.memory.generation import Generation, memory_namespace
+
+        url = self.settings.redis_url.get_secret_value()
+        return Generation(url, memory_namespace(self.settings))
+
+    @cached_property
     def db(self) -> Database:
         from pai_core.memory.db import Database
 
-        return Database(self.settings.db_file)
+        db = Database(self.settings.db_file)
+        if self.generation is not None:
+            db.commit_hooks.append(self.generation)
+        return db
 
     @cached_property
     def graph(self) -> GraphService:
@@ -71,7 +86,10 @@ class Memory:
         if self.settings.graph_backend == "neo4j":  # the driver is imported only when chosen
             from pai_core.memory.graph.neo4j_store import Neo4jGraphStore
 
-            return GraphService(Neo4jGraphStore.from_settings(self.settings))
+            store = Neo4jGraphStore.from_settings(self.settings)
+            if self.generation is not None:
+                store.commit_hooks.append(self.generation)
+            return GraphService(store)
         from pai_core.memory.graph.sqlite_store import SqliteGraphStore
 
         return GraphService(SqliteGraphStore(self.db))
@@ -115,3 +133,6 @@ class Memory:
             self.graph.store.close()
         if "db" in self.__dict__:
             self.db.close()
+        generation = self.__dict__.get("generation")
+        if generation is not None:
+            generation.close()

@@ -1,10 +1,15 @@
-"""Query embeddings cached in Redis, shared by every process and kept across restarts.
+"""Query embeddings and hot search results cached in Redis, shared by every process.
 
 A query's vector is a pure function of the model and the text, so the key is
 ``<prefix>emb:<model>:<dim>:<sha256(text)>`` and nothing needs invalidating: another model
 (or another dimension) reads other keys, and entries expire after ``ttl_s``. Only small calls
 (queries) go through Redis; batches of documents go straight to the model (their vectors are
 kept, by content hash, in SQLite).
+
+Search results (:class:`CachedSearch`) are keyed by the memory's write generation
+(:mod:`pai_core.memory.generation`), which every write through the memory bumps in Redis, in
+whichever process: a write anywhere makes every cached result unreachable at once, and entries
+expire after ``redis_result_ttl_s``.
 
 Redis failing mid-run makes the call fail with one line naming the backend, the address and
 the setting (no silent fallback to the model). ``redis`` is imported on first use.
@@ -13,14 +18,19 @@ the setting (no silent fallback to the model). ``redis`` is imported on first us
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pai_core.errors import BackendUnavailable
 from pai_membrane.search.optional import import_extra
 
-__all__ = ["CachedEmbedder", "RedisCache"]
+if TYPE_CHECKING:
+    from pai_core.memory.generation import Generation
+    from pai_core.settings import MemorySettings
+
+__all__ = ["CachedEmbedder", "CachedSearch", "RedisCache"]
 
 QUERY_BATCH = 4  # calls with at most this many texts are cached
 
@@ -147,3 +157,43 @@ class CachedEmbedder:
                 fresh[self._key(texts[i])] = vectors[row].tobytes()
             self.cache.set_many(fresh)
         return np.stack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+
+class CachedSearch:
+    """:class:`~pai_membrane.search.service.MemorySearch` whose ``search`` results are read
+    from Redis when the same call was answered (by any process) since the last write."""
+
+    def __init__(self, search: Any, cache: RedisCache, generation: Generation) -> None:
+        self.inner = search
+        self.cache = cache
+        self.generation = generation
+
+    @classmethod
+    def around(cls, search: Any, settings: MemorySettings, generation: Generation) -> Any:
+        from pai_core.memory.generation import memory_namespace
+
+        assert settings.redis_url is not None
+        cache = RedisCache(
+            settings.redis_url.get_secret_value(),
+            ttl_s=settings.redis_result_ttl_s,
+            prefix=f"pai:membrane:{memory_namespace(settings)}:hits:",
+        )
+        return cls(search, cache, generation)
+
+    def __getattr__(self, name: str) -> Any:  # sync_facts, recall, mode, … of the search
+        return getattr(self.inner, name)
+
+    def search(self, query: str, **options: Any) -> list[Any]:
+        from pydantic import TypeAdapter
+
+        from pai_membrane.search.views import SearchHit
+
+        adapter = TypeAdapter(list[SearchHit])
+        call = json.dumps([query, options], sort_keys=True, default=str)
+        key = f"{self.generation.current()}:{hashlib.sha256(call.encode()).hexdigest()}"
+        [found] = self.cache.get_many([key])
+        if found is not None:
+            return adapter.validate_json(found)
+        hits = self.inner.search(query, **options)
+        self.cache.set_many({key: adapter.dump_json(hits)})
+        return list(hits)

@@ -45,6 +45,7 @@ from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef
 if TYPE_CHECKING:
     import neo4j
 
+    from pai_core.memory.db import CommitHook
     from pai_core.memory.graph.migrate import GraphDump
     from pai_core.settings import MemorySettings
 
@@ -556,6 +557,7 @@ class Neo4jGraphStore:
         self.database = database
         self.retry_s = retry_s
         self.queries_sent: list[str] | None = None  # set to a list to record query texts
+        self.commit_hooks: list[CommitHook] = []  # told about every write transaction
         try:
             self.driver = self.neo4j.GraphDatabase.driver(
                 uri,
@@ -687,6 +689,9 @@ class Neo4jGraphStore:
             tx = self._begin(session, write=write)
             try:
                 yield _Tx(tx, self)
+                if write:
+                    for hook in self.commit_hooks:
+                        hook.before_commit()  # raising rolls the write back
             except BaseException:
                 self._rollback(tx)
                 raise
@@ -703,6 +708,9 @@ class Neo4jGraphStore:
                         hint="Call again: the graph is re-read before the write is decided.",
                     ) from exc
                 raise self.unavailable(exc) from exc
+            if write:
+                for hook in self.commit_hooks:
+                    hook.after_commit()
 
     def read(self) -> AbstractContextManager[_Tx]:
         return self._transaction(write=False)
