@@ -29,11 +29,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver import server as _sdk_server
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import EmptyResult, SetLevelRequestParams, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
+from pai_core import sdkseam
 from pai_core.annotations import READ_ONLY
 from pai_core.errors import PaiError
 from pai_core.log import configure_logging, redact
@@ -358,9 +358,7 @@ def create_server(
     ``lifespan`` wraps the server's run: resources it opens (a browser, a pool) are closed when
     the server stops, on every transport.
     """
-    sdk_logging = getattr(_sdk_server, "configure_logging", None)
-    _sdk_server.configure_logging = _pai_logging  # type: ignore[attr-defined]  # while built
-    try:
+    with sdkseam.sdk_logging_replaced(_pai_logging):
         server: MCPServer[Any] = MCPServer(
             f"pai-{name}",
             version=version,
@@ -368,24 +366,25 @@ def create_server(
             log_level=_level(settings.log_level),
             lifespan=lifespan,
         )
-    finally:
-        if sdk_logging is not None:
-            _sdk_server.configure_logging = sdk_logging  # type: ignore[attr-defined]
 
     async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
         logging.getLogger().setLevel(_MCP_LEVELS.get(str(params.level), "INFO"))
         log.info("log level set to %s by the client", params.level)
         return EmptyResult()
 
-    server._lowlevel_server.add_request_handler(
+    sdkseam.lowlevel(server).add_request_handler(
         "logging/setLevel", SetLevelRequestParams, set_level
     )
     # Tools are built on first use and listed from a cache (see pai_core.toolcache): start-up
     # no longer pays for every tool's schemas.
-    server._tool_manager = _ToolManager(
-        settings.data_path / "cache" / "tools.json",
-        warn_on_duplicate_tools=server.settings.warn_on_duplicate_tools,
+    cache = settings.data_path / "cache"
+    manager = _ToolManager(
+        cache / "tools.json", warn_on_duplicate_tools=server.settings.warn_on_duplicate_tools
     )
+    sdkseam.set_tool_manager(server, manager)
+    # The first tools/list answer also records the handshake for the stdio front of the next
+    # start (pai_core.fastfront).
+    sdkseam.record_front_on_listing(server, cache, manager.source_modules)
     return server
 
 

@@ -1,24 +1,28 @@
 """The composition root: read settings, configure logging, build a server, serve it.
 
-Every server's console script (``pai-dns``, …) and ``pai serve NAME`` end here.
+Every server's console script (``pai-dns``, …) and ``pai serve NAME`` end here. Over stdio,
+when an earlier start recorded the handshake (:mod:`pai_core.fastfront`), the front answers
+``initialize`` and ``tools/list`` while everything below loads in the background; so this
+module imports the settings, the SDK and the runtime only inside :func:`_build`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pai_core.errors import PaiError
-from pai_core.log import configure_logging, register_secret
-from pai_core.settings import ServerSettings, load_settings
 from pai_core.spec import ServerSpec
 
-__all__ = ["console_main", "run_spec", "shared_token"]
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
 
-log = logging.getLogger(__name__)
+    from pai_core.settings import ServerSettings
+
+__all__ = ["console_main", "run_spec", "shared_token"]
 
 
 def shared_token(settings: ServerSettings) -> str | None:
@@ -27,6 +31,21 @@ def shared_token(settings: ServerSettings) -> str | None:
     if settings.http_token is not None:
         return settings.http_token.get_secret_value()
     return os.environ.get("PAI_HTTP_TOKEN")
+
+
+def _build(
+    spec: ServerSpec, config_file: Path | None
+) -> tuple[ServerSettings, str | None, MCPServer[Any]]:
+    """Settings, logging, token and the server: everything before serving."""
+    import pai_core.runtime  # noqa: F401  # loaded here, in the background behind a front
+    from pai_core.log import configure_logging, register_secret
+    from pai_core.settings import load_settings
+
+    settings = load_settings(spec.settings_cls(), config_file)
+    configure_logging(settings.log_level)
+    token = shared_token(settings)
+    register_secret(token)
+    return settings, token, spec.build(settings)
 
 
 def run_spec(
@@ -38,14 +57,23 @@ def run_spec(
     config_file: Path | None = None,
 ) -> int:
     """Build and serve ``spec``; return the process exit code."""
-    from pai_core.runtime import serve
-
     try:
-        settings = load_settings(spec.settings_cls(), config_file)
-        configure_logging(settings.log_level)
-        token = shared_token(settings)
-        register_secret(token)
-        server = spec.build(settings)
+        if transport == "stdio":
+            from pai_core.fastfront import open_front
+
+            front = open_front(spec.name, config_file)
+            if front is not None:
+                outcome = front.run(lambda: _build(spec, config_file))
+                if outcome is None:
+                    return 0  # the client left; everything it asked was answered
+                (_, _, server), handoff = outcome
+                from pai_core.runtime import serve
+
+                serve(server, "stdio", handoff=handoff)
+                return 0
+        settings, token, server = _build(spec, config_file)
+        from pai_core.runtime import serve
+
         serve(
             server,
             transport,  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ ten seconds however many arrive. Malformed JSON-RPC (not JSON, nested too deeply
 that is not a string or integer) is answered with its JSON-RPC error on every transport
 (:mod:`pai_core.wire`) instead of being dropped. SIGTERM and SIGINT shut down gracefully: HTTP
 servers stop accepting and let in-flight requests finish for a few seconds; the stdio server
-cancels in-flight calls cleanly and exits 0.
+cancels in-flight calls cleanly and exits 0. Over stdio the SDK may take over a session the
+front (:mod:`pai_core.fastfront`) began: ``serve(..., handoff=...)``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -31,10 +33,13 @@ from pai_core.log import register_secret
 from pai_core.wire import RateLimitedLog, Rejection, triage
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
     from mcp.server import MCPServer
     from mcp.server.transport_security import TransportSecuritySettings
+    from mcp.shared.message import SessionMessage
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from pai_core.fastfront import Handoff
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
@@ -271,13 +276,22 @@ class _StdinLines:
 
     The SDK's own stdin reader waits in a worker thread that cancellation cannot interrupt,
     so a SIGTERM would hang until the client wrote another line. Abandoning the read lets
-    shutdown finish at once; the process is exiting anyway.
+    shutdown finish at once; the process is exiting anyway. After a front, the lines it
+    passed on come first, then the front's reader of stdin.
     """
 
-    def __init__(self, rejected: MemoryObjectSendStream[Rejection]) -> None:
-        import io
+    def __init__(
+        self,
+        rejected: MemoryObjectSendStream[Rejection],
+        source: Callable[[], str] | None = None,
+        replay: list[str] | None = None,
+    ) -> None:
+        if source is None:
+            import io
 
-        self._file = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+            source = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace").readline
+        self._source = source
+        self._replay = list(replay or [])
         self._rejected = rejected
 
     def __aiter__(self) -> _StdinLines:
@@ -286,13 +300,17 @@ class _StdinLines:
     def _next(self) -> tuple[str, Rejection | None]:
         """The next line that is not blank, and the answer to it if it is malformed."""
         while True:
-            line = self._file.readline()
+            line = self._source()
             if not line or line.strip():
                 return line, triage(line) if line else None
 
     async def __anext__(self) -> str:
         while True:
-            line, rejection = await anyio.to_thread.run_sync(self._next, abandon_on_cancel=True)
+            if self._replay:  # never blank: the front keeps no blank line
+                line = self._replay.pop(0)
+                rejection = triage(line)
+            else:
+                line, rejection = await anyio.to_thread.run_sync(self._next, abandon_on_cancel=True)
             if not line:
                 self._rejected.close()
                 raise StopAsyncIteration
@@ -303,13 +321,34 @@ class _StdinLines:
             await self._rejected.send(rejection)
 
 
-async def _serve_stdio(server: MCPServer[Any]) -> bool:
+async def _drop_reply(
+    replies: MemoryObjectReceiveStream[SessionMessage],
+    write: MemoryObjectSendStream[SessionMessage],
+    private_id: str,
+) -> None:
+    """Pass the SDK's messages on, except its answer to the front's replayed initialize."""
+    from pai_core.sdkseam import message_id
+
+    dropped = False
+    async with replies, write:
+        async for message in replies:
+            if not dropped and message_id(message) == private_id:
+                dropped = True
+                if getattr(message.message, "error", None) is not None:
+                    log.warning("the SDK refused the client's initialize the front answered")
+                continue
+            await write.send(message)
+
+
+async def _serve_stdio(server: MCPServer[Any], handoff: Handoff | None = None) -> bool:
     """Serve until stdin closes (returns False) or a signal arrives (returns True)."""
     from mcp.server.stdio import stdio_server
 
+    from pai_core.sdkseam import lowlevel as lowlevel_of
+
     signalled = False
 
-    lowlevel = server._lowlevel_server
+    lowlevel = lowlevel_of(server)
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
@@ -323,7 +362,10 @@ async def _serve_stdio(server: MCPServer[Any]) -> bool:
 
         tg.start_soon(watch_signals)
         send_rejected, rejected = anyio.create_memory_object_stream[Rejection](64)
-        stdin = _StdinLines(send_rejected)
+        if handoff is None:
+            stdin = _StdinLines(send_rejected)
+        else:
+            stdin = _StdinLines(send_rejected, handoff.next_line, handoff.replay)
         async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]
 
             async def answer_rejected() -> None:
@@ -340,7 +382,13 @@ async def _serve_stdio(server: MCPServer[Any]) -> bool:
                             return
 
             tg.start_soon(answer_rejected)
-            await lowlevel.run(read, write, lowlevel.create_initialization_options())
+            out = write
+            if handoff is not None and handoff.private_id is not None:
+                from mcp.shared.message import SessionMessage
+
+                out, replies = anyio.create_memory_object_stream[SessionMessage](0)
+                tg.start_soon(_drop_reply, replies, write, handoff.private_id)
+            await lowlevel.run(read, out, lowlevel.create_initialization_options())
         tg.cancel_scope.cancel()
     return signalled
 
@@ -353,10 +401,12 @@ def serve(
     port: int = 8000,
     token: str | None = None,
     allowed_origins: list[str] | None = None,
+    handoff: Handoff | None = None,
 ) -> None:
-    """Run ``server`` until its client goes away or SIGTERM/SIGINT arrives."""
+    """Run ``server`` until its client goes away or SIGTERM/SIGINT arrives; over stdio,
+    ``handoff`` takes over the session a front began."""
     if transport == "stdio":
-        if anyio.run(_serve_stdio, server):
+        if anyio.run(_serve_stdio, server, handoff):
             # In-flight calls were cancelled and their cleanup ran. What is left is the
             # abandoned stdin read, a thread that would block interpreter exit until the
             # client writes again: flush and leave now.

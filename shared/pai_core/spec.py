@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -78,6 +77,8 @@ class ServerSpec:
 
 def discover_servers() -> dict[str, ServerSpec]:
     """Every installed server, by name (sorted)."""
+    from importlib.metadata import entry_points  # not at import: a server's start skips it
+
     found: dict[str, ServerSpec] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         spec = ep.load()

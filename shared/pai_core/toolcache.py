@@ -7,21 +7,18 @@ coldstart.md). With :class:`LazyToolManager`, registering records the function o
 is built by the SDK the first time it is called, and ``tools/list`` is answered from a cache
 of the schemas, kept in a file beside the server's data.
 
-The cache is keyed by a fingerprint of everything the schemas derive from: the source of the
-packages whose functions are the tools, and the versions of Python, the SDK, pydantic and
-pydantic-core. Any change to these, or a tool added or removed, rebuilds every tool (the
-first start after an install or upgrade pays the full cost once and writes the cache). A
-cache that cannot be read or written only makes the listing slower, never wrong.
+The cache is keyed by everything the schemas derive from (:func:`pai_core.fastfront.source_key`):
+the source of the packages whose functions are the tools, the installed metadata of the SDK,
+pydantic and pydantic-core, and the Python version; checked by file stats first, by content
+when only the stats moved. Any change to these, or a tool added or removed, rebuilds every
+tool (the first start after an install or upgrade pays the full cost once and writes the
+cache). A cache that cannot be read or written only makes the listing slower, never wrong.
+SDK internals used here are reached through :mod:`pai_core.sdkseam`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,14 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.mcpserver.tools.base import Tool
-from mcp.server.mcpserver.tools.tool_manager import ToolManager
 from mcp.types import Icon, ToolAnnotations
 
-__all__ = ["LazyToolManager", "ListedTool", "code_fingerprint"]
+from pai_core.fastfront import key_state, read_json, source_key, write_json
+from pai_core.sdkseam import Tool, ToolManager, built_tools, dependency_files, package_roots
+
+__all__ = ["LazyToolManager", "ListedTool"]
 
 log = logging.getLogger(__name__)
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,44 +57,13 @@ class _Pending:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def code_fingerprint(modules: list[str]) -> str:
-    """A digest of the source of the top-level packages of ``modules`` and of the versions
-    the SDK's schema generation depends on."""
-    from importlib import metadata
-
-    import pydantic
-    import pydantic_core
-
-    digest = hashlib.sha256()
-    for part in (
-        str(_FORMAT),
-        sys.version,
-        metadata.version("mcp"),
-        pydantic.VERSION,
-        pydantic_core.__version__,
-    ):
-        digest.update(part.encode() + b"\0")
-    roots: set[Path] = set()
-    for name in modules:
-        package = sys.modules.get(name.partition(".")[0])
-        for location in getattr(package, "__path__", None) or []:
-            roots.add(Path(location))
-        if package is not None and getattr(package, "__path__", None) is None and package.__file__:
-            roots.add(Path(package.__file__))  # a plain module
-    for root in sorted(roots):
-        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
-        for path in files:
-            digest.update(str(path.relative_to(root.parent)).encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 class LazyToolManager(ToolManager):
     """The SDK's tool manager, building each tool on first use and listing from a cache."""
 
     def __init__(self, cache_file: Path | None, *, warn_on_duplicate_tools: bool = True) -> None:
         super().__init__(warn_on_duplicate_tools=warn_on_duplicate_tools)
         self.cache_file = cache_file
+        self._built = built_tools(self)
         self._order: list[str] = []
         self._pending: dict[str, _Pending] = {}
         self._listing: list[ListedTool] | None = None
@@ -115,7 +82,7 @@ class LazyToolManager(ToolManager):
     ) -> None:
         key = name or fn.__name__
         with self._lock:
-            if key in self._pending or key in self._tools:
+            if key in self._pending or key in self._built:
                 if self.warn_on_duplicate_tools:
                     log.warning("Tool already exists: %s", key)
                 return
@@ -136,14 +103,14 @@ class LazyToolManager(ToolManager):
 
     def remove_tool(self, name: str) -> None:
         with self._lock:
-            if self._pending.pop(name, None) is None and self._tools.pop(name, None) is None:
+            if self._pending.pop(name, None) is None and self._built.pop(name, None) is None:
                 raise ToolError(f"Unknown tool: {name}")
             self._order.remove(name)
             self._listing = None
 
     def get_tool(self, name: str) -> Tool | None:
         with self._lock:
-            tool = self._tools.get(name)
+            tool = self._built.get(name)
             if tool is None and name in self._pending:
                 tool = self._build(name)
             return tool
@@ -157,35 +124,40 @@ class LazyToolManager(ToolManager):
     def _build(self, name: str) -> Tool:
         pending = self._pending.pop(name)
         tool = Tool.from_function(pending.fn, **pending.options)
-        self._tools[name] = tool
+        self._built[name] = tool
         return tool
 
-    def _fingerprint(self) -> str:
+    def source_modules(self) -> list[str]:
+        """The modules the tools' functions come from (what their schemas derive from)."""
         with self._lock:
-            fns = [self._pending[n].fn for n in self._pending] + [
-                t.fn for t in self._tools.values()
-            ]
-        return code_fingerprint(sorted({fn.__module__ for fn in fns}))
+            fns = [p.fn for p in self._pending.values()] + [t.fn for t in self._built.values()]
+        return sorted({fn.__module__ for fn in fns})
+
+    def _key(self) -> dict[str, Any]:
+        return source_key(package_roots(self.source_modules()), dependency_files())
 
     def _from_cache(self) -> list[ListedTool] | None:
         if self.cache_file is None:
             return None
+        cached = read_json(self.cache_file)
+        if cached is None or cached.get("format") != _FORMAT:
+            return None
         try:
-            cached = json.loads(self.cache_file.read_text(encoding="utf-8"))
-            if cached.get("fingerprint") != self._fingerprint():
+            if key_state(cached.get("key")) == "stale":
                 return None
+            roots = set(package_roots(self.source_modules()))
+            if not roots <= set(cached["key"]["roots"]):
+                return None  # a tool from a package the key does not cover
             schemas = cached["tools"]
             if set(schemas) != set(self._order):
                 return None
             return [self._listed(name, schemas[name]) for name in self._order]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.info("tool cache %s unusable (%s): building every tool", self.cache_file, exc)
             return None
 
     def _listed(self, name: str, schema: dict[str, Any]) -> ListedTool:
-        tool = self._tools.get(name)
+        tool = self._built.get(name)
         if tool is not None:
             return _as_listed(tool)
         pending = self._pending[name]
@@ -202,32 +174,26 @@ class LazyToolManager(ToolManager):
         )
 
     def _build_all(self) -> list[ListedTool]:
-        fingerprint = self._fingerprint()
+        key = self._key()
         for name in list(self._pending):
             self._build(name)
-        listing = [_as_listed(self._tools[name]) for name in self._order]
+        listing = [_as_listed(self._built[name]) for name in self._order]
         if self.cache_file is not None:
-            self._write(fingerprint, listing)
+            self._write(key, listing)
         return listing
 
-    def _write(self, fingerprint: str, listing: list[ListedTool]) -> None:
+    def _write(self, key: dict[str, Any], listing: list[ListedTool]) -> None:
         assert self.cache_file is not None
         payload = {
-            "fingerprint": fingerprint,
+            "format": _FORMAT,
+            "key": key,
             "tools": {
                 t.name: {"parameters": t.parameters, "output_schema": t.output_schema}
                 for t in listing
             },
         }
-        tmp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
-        try:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, self.cache_file)  # readers see the old file or the new, never half
-        except OSError as exc:
-            log.info("tool cache %s not written: %s", self.cache_file, exc)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        if not write_json(self.cache_file, payload):
+            log.info("tool cache %s not written", self.cache_file)
 
 
 def _as_listed(tool: Tool) -> ListedTool:
