@@ -28,6 +28,7 @@ class BoltServer:
     database: str | None
     proc: subprocess.Popen[bytes] | None = None
     root: Path | None = None  # where a server started here keeps its files
+    args: list[str] = field(default_factory=list, repr=False)  # how it was started
     _driver: Any = field(default=None, repr=False)
 
     def wipe(self) -> None:
@@ -38,14 +39,36 @@ class BoltServer:
             self._driver = neo4j.GraphDatabase.driver(self.uri, auth=(self.user, self.password))
         self._driver.execute_query("MATCH (n) DETACH DELETE n", database_=self.database)
 
-    def wait_ready(self, timeout: float) -> None:
+    def _count(self) -> int:
+        if self._driver is None:
+            import neo4j
+
+            self._driver = neo4j.GraphDatabase.driver(self.uri, auth=(self.user, self.password))
+        records, _, _ = self._driver.execute_query(
+            "MATCH (n) RETURN count(n) AS n", database_=self.database
+        )
+        return int(records[0]["n"])
+
+    def kill(self) -> None:
+        """Stop the server started here (by its PID), keeping its files for :meth:`revive`."""
+        assert self.proc is not None and self.root is not None
+        stop_process(self.proc, timeout=20)
+
+    def revive(self, timeout: float = 60) -> None:
+        """Start the killed server again on the same ports and files, and wait for it."""
+        assert self.root is not None and self.args
+        self.proc = _spawn(self.args, self.root)
+        wait_for_port(int(self.uri.rsplit(":", 1)[1]), self.proc, timeout=timeout)
+        self.wait_ready(timeout, wipe=False)
+
+    def wait_ready(self, timeout: float, *, wipe: bool = True) -> None:
         """Poll until the database answers a query (Bolt listens before it is created)."""
         import neo4j
 
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.wipe()
+                self.wipe() if wipe else self._count()
                 return
             except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError) as exc:
                 if self.proc is not None and self.proc.poll() is not None:
@@ -68,6 +91,11 @@ def arcadedb_package() -> Path | None:
     except ImportError:
         return None
     return Path(arcadedb_embedded.__file__).parent
+
+
+def _spawn(args: list[str], root: Path) -> subprocess.Popen[bytes]:
+    with (root / "server.out").open("ab") as log:
+        return subprocess.Popen(args, cwd=root, stdout=log, stderr=subprocess.STDOUT)
 
 
 def start_arcadedb(root: Path, timeout: float = 60) -> BoltServer:
@@ -97,16 +125,14 @@ def start_arcadedb(root: Path, timeout: float = 60) -> BoltServer:
         f"{pkg / 'jars'}/*",
         "com.arcadedb.server.ArcadeDBServer",
     ]
-    log = (root / "server.out").open("wb")
-    proc = subprocess.Popen(args, cwd=root, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+    proc = _spawn(args, root)
     try:
         wait_for_port(bolt, proc, timeout=timeout)
     except (RuntimeError, TimeoutError) as exc:
         stop_process(proc)
         tail = (root / "server.out").read_text(errors="replace")[-800:]
         raise RuntimeError(f"ArcadeDB did not start: {exc}\n{tail}") from exc
-    server = BoltServer(f"bolt://127.0.0.1:{bolt}", "root", password, DATABASE, proc, root)
+    server = BoltServer(f"bolt://127.0.0.1:{bolt}", "root", password, DATABASE, proc, root, args)
     try:
         server.wait_ready(timeout)
     except (RuntimeError, TimeoutError):

@@ -258,3 +258,35 @@ def test_the_driver_is_not_imported_unless_chosen(tmp_path: Path) -> None:
         "assert 'neo4j' not in sys.modules, 'neo4j imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_server_that_drops_mid_run_fails_calls_explicitly_then_recovers(
+    arcadedb_server: BoltServer,
+) -> None:
+    """The server is stopped by its PID: writes and reads fail with one line naming the backend
+    (nothing half-written, no other store used); once it is back the same store works again."""
+    if arcadedb_server.proc is None:
+        pytest.skip("only a server started here can be stopped")
+    arcadedb_server.wipe()
+    store = bolt_store(arcadedb_server)
+    store.retry_s = 0.5  # transient errors are retried this long before the call fails
+    graph = GraphService(store)
+    try:
+        graph.remember(fact_in({"subject": "MemBrane", "predicate": "RUNS_ON", "object": "inf01"}))
+        arcadedb_server.kill()
+        for call in (
+            lambda: graph.remember(fact_in({"subject": "PAI", "predicate": "USES", "object": "x"})),
+            lambda: graph.get_entity("MemBrane"),
+        ):
+            with pytest.raises(BackendUnavailable) as info:
+                call()
+            message = str(info.value)
+            assert "graph backend neo4j at bolt://127.0.0.1:" in message, message
+            assert "nothing was changed" in message and "\n" not in message
+        arcadedb_server.revive()
+        assert graph.get_entity("MemBrane").outgoing[0].object == "inf01"
+        graph.remember(fact_in({"subject": "PAI", "predicate": "USES", "object": "x"}))
+        with store.read() as tx:
+            assert tx.count_facts() == 2  # the failed write left nothing behind
+    finally:
+        store.close()
