@@ -224,13 +224,17 @@ class _ToolManager(LazyToolManager):
         context: Any,
         convert_result: bool = False,
     ) -> Any:
-        if self.get_tool(name) is None:
+        from pai_core import fastcall
+
+        tool = self.get_tool(name)
+        if tool is None:
             raise ToolError(
                 f"NotFound: no tool named {name[:100]!r} on this server. List the tools "
                 "(tools/list) and call one of them; nothing was changed."
             )
         try:
-            return await super().call_tool(name, arguments, context, convert_result)
+            # Tool.run's work and exceptions, with its per-call bookkeeping done once.
+            return await fastcall.run(tool, arguments, context, convert_result)
         except UnexpectedToolError as exc:
             # A defect outside the tool body: a validator that crashed, a result that does
             # not fit the output schema. Logged with its traceback, reported readably.
