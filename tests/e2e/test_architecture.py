@@ -114,6 +114,7 @@ def test_public_surface_of_core_modules_exists() -> None:
 # without a model or a browser.
 CORE_DEPENDENCIES = {
     "mcp",
+    "mcp_types",  # the SDK's protocol types, a distribution of their own since 2.3
     "pydantic",
     "pydantic_core",
     "pydantic_settings",
@@ -176,3 +177,24 @@ def test_importing_the_memory_package_loads_none_of_its_layers(pai_env: dict[str
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_stdio_front_imports_only_the_standard_library() -> None:
+    # It answers before the SDK or pydantic load; importing either would undo it.
+    front = ROOT / "shared" / "pai_core" / "fastfront.py"
+    assert _imports(front) - set(sys.stdlib_module_names) == set()
+
+
+# What only pai_core.sdkseam may touch: the SDK's private attributes and modules PAI reaches.
+SDK_INTERNALS = ("._tool_manager", "._lowlevel_server", "._tools", "mcpserver import server")
+
+
+def test_sdk_internals_are_touched_only_in_the_seam() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): touched
+        for base in (ROOT / "shared", ROOT / "servers")
+        for path in _files(base)
+        if path.name != "sdkseam.py"
+        and (touched := [s for s in SDK_INTERNALS if s in path.read_text()])
+    }
+    assert offenders == {}
