@@ -559,3 +559,17 @@ def test_token_file_ca_bundle_and_missing_settings(
         build_service(settings_for(fake, tmp_path, token=None))
     with pytest.raises(ConfigError, match="PAI_GITLAB_CA_BUNDLE"):
         build_service(settings_for(fake, tmp_path, ca_bundle=tmp_path / "missing.pem"))
+
+
+def test_proxy_variables_still_apply_read_once(
+    make_service: Make, project: Project, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import free_port
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    with pytest.raises(BackendUnavailable, match="cannot reach GitLab"):
+        make_service().issues.search(None)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert make_service().issues.search(None).total == 0
