@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from pai_gpu_jobs.compose import build_service, open_ledger  # noqa: E402
 from pai_gpu_jobs.ledger import Job, SlotSpec  # noqa: E402
+from pai_gpu_jobs.streams import Streams  # noqa: E402
 from tests.conftest import free_port, stop_process, wait_for_port  # noqa: E402
 from tests.servers.gpu_jobs.conftest import settings_for, start_worker, wait_all  # noqa: E402
 
@@ -108,11 +110,15 @@ def main() -> int:
         wall = max(v.finished_at or 0.0 for v in views) - t0
         svc.manager.stop()
         ideal = total * latency / (len(workers) * conc)
+        # Whole jobs: with ``total`` not a multiple of the slots, some slot runs one job more
+        # than the average, so even a free scheduler ends after this many rounds of ``latency``.
+        rounds = -(-total // (len(workers) * conc))
         per_gpu = Counter(v.gpu for v in views)
         first_drained = min(max(v.finished_at for v in views if v.client == c) for c in demand)
         got = Counter(v.client for v in views if v.finished_at <= first_drained)
         result["throughput"] = {
             "jobs": total, "wall_s": wall, "ideal_s": ideal, "vs_ideal": ideal / wall,
+            "whole_jobs_best_s": rounds * latency,
             "per_gpu_max": max(per_gpu.values()), "per_gpu_min": min(per_gpu.values()),
         }  # fmt: skip
         result["fairness"] = {
@@ -120,20 +126,35 @@ def main() -> int:
             "jain": jain([float(got[c]) for c in demand]),
         }  # fmt: skip
 
-        clients = [httpx.Client(base_url=w.url) for w in workers]
+        # Straight to the workers: the same streamed requests over the same transport the
+        # manager uses, from one thread per slot (each bound to its worker) taking the next
+        # job as soon as its last one ended: a scheduler that costs nothing.
+        streams = [Streams(w.url) for w in workers]
+        left = iter(range(total))
+        take = threading.Lock()
 
-        def direct(i: int) -> None:
-            clients[i % 4].post(
-                "/api/generate", json={"model": "m", "prompt": f"d{i}", "stream": False}
-            )
+        def slot(k: int) -> None:
+            conn = streams[k % len(workers)]
+            while True:
+                with take:
+                    i = next(left, None)
+                if i is None:
+                    return
+                body = {"model": "m", "prompt": f"d{i}", "stream": True}
+                with conn.post("/api/generate", body, 30.0) as resp:
+                    for _ in conn.lines(resp):
+                        pass
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(len(workers) * conc) as pool:
-            list(pool.map(direct, range(total)))
+            list(pool.map(slot, range(len(workers) * conc)))
         straight_s = time.perf_counter() - t0
+        for conn in streams:
+            conn.close()
         result["direct"] = {
             "wall_s": straight_s,
             "jobs": total,
+            "vs_ideal": ideal / straight_s,
             "manager_vs_direct": straight_s / wall,
         }
 
@@ -181,8 +202,8 @@ def main() -> int:
         "|---|---|---|",
         f"| dispatch, 1k queued (median / p95; p95 of its CPU time) | {d1['median_ms']:.2f} / {d1['p95_ms']:.2f} ms; {d1['cpu_p95_ms']:.2f} ms | ≤ 2 ms |",
         f"| dispatch, 10k queued (median / p95; p95 of its CPU time) | {d10['median_ms']:.2f} / {d10['p95_ms']:.2f} ms; {d10['cpu_p95_ms']:.2f} ms | ≤ 2 ms |",
-        f"| throughput, 4 GPUs × {conc} slots, {th['jobs']} jobs of {latency * 1000:.0f} ms | {th['wall_s']:.2f} s = {th['vs_ideal']:.2f}× ideal ({th['ideal_s']:.2f} s) | ≥ 0.9× |",
-        f"| same jobs straight to the workers (no manager) | {di['wall_s']:.2f} s (the manager's run: {di['manager_vs_direct']:.2f}× its speed) | — |",
+        f"| throughput, 4 GPUs × {conc} slots, {th['jobs']} jobs of {latency * 1000:.0f} ms | {th['wall_s']:.2f} s = {th['vs_ideal']:.2f}× ideal ({th['ideal_s']:.2f} s; whole jobs cannot end before {th['whole_jobs_best_s']:.2f} s = {th['ideal_s'] / th['whole_jobs_best_s']:.2f}×) | ≥ 0.9× |",
+        f"| same jobs straight to the workers (no manager; same run) | {di['wall_s']:.2f} s = {di['vs_ideal']:.2f}× ideal (the manager's run: {di['manager_vs_direct']:.2f}× its speed) | — |",
         f"| jobs per GPU max / min | {th['per_gpu_max']} / {th['per_gpu_min']} | — |",
         f"| Jain's index, 4 clients demanding {list(demand.values())} | {fa['jain']:.3f} (served while all waited: {fa['served_while_all_waiting']}) | ≥ 0.95 |",
         f"| proxy overhead per Ollama request (median) | {px['overhead_ms']:.2f} ms ({px['proxy_ms']:.2f} vs {px['direct_ms']:.2f} direct) | ≤ 5 ms |",

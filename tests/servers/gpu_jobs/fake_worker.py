@@ -112,6 +112,7 @@ async def ollama_version(_: Request) -> Response:
 
 
 async def ollama_run(request: Request) -> Response:
+    arrived = time.monotonic()  # a job's time on the simulated GPU counts from here
     body = await request.json()
     chat = request.url.path.endswith("/chat")
     prompt = body["messages"][-1]["content"] if chat else body["prompt"]
@@ -140,17 +141,18 @@ async def ollama_run(request: Request) -> Response:
         return (json.dumps(out) + "\n").encode()
 
     async def stream() -> Any:
-        # Token i is due at start + latency * (i + 1) / n, so the job takes ``latency`` however
-        # late the event loop wakes up for each token (as a GPU's run does not stretch).
-        start = time.monotonic()
+        # The request holds its slot for ``latency`` from its arrival to its final chunk, as a
+        # GPU's run of that length would: token i is due at arrival + latency * (i + 1) / (n + 1)
+        # and the final chunk at arrival + latency, however late the event loop wakes up for
+        # each one. (Timed from the first token instead, each job took its latency plus the
+        # fake's own request handling, about 2 ms more: less than the capacity it declares.)
         try:
-            for i, tok in enumerate(tokens):
-                due = start + S.latency * (i + 1) / len(tokens)
+            for i, tok in enumerate(tokens + [""]):
+                due = arrived + S.latency * (i + 1) / (len(tokens) + 1)
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 if die and i == 1:
                     os._exit(1)
-                yield chunk(tok if i == 0 else " " + tok, False)
-            yield chunk("", True)
+                yield chunk(tok if i == 0 or not tok else " " + tok, i == len(tokens))
         finally:
             job_end()
 
