@@ -290,3 +290,21 @@ def test_a_server_that_drops_mid_run_fails_calls_explicitly_then_recovers(
             assert tx.count_facts() == 2  # the failed write left nothing behind
     finally:
         store.close()
+
+
+def test_every_session_reads_the_writes_committed_before_it(arcadedb_server: BoltServer) -> None:
+    """Sessions share one bookmark manager: a read begins after the store's last commit (the
+    migration's verifying read once missed the last fact it had just copied)."""
+    arcadedb_server.wipe()
+    store = bolt_store(arcadedb_server)
+    try:
+        graph = GraphService(store)
+        graph.remember(fact_in({"subject": "a", "predicate": "USES", "object": "b"}))
+        after_first = store.bookmarks.get_bookmarks()
+        assert after_first
+        graph.remember(fact_in({"subject": "a", "predicate": "USES", "object": "c"}))
+        assert store.bookmarks.get_bookmarks() != after_first
+        with store.read() as tx:
+            assert tx.count_facts() == 2
+    finally:
+        store.close()

@@ -12,7 +12,8 @@ predicate, object, time range) that a node range index answers directly. Relatio
 indexes would serve the same lookups only on Neo4j 5.7+, and literal values would need a dummy
 node each.
 
-Transactions are explicit. A write transaction first bumps the ``PaiMeta {key: 'writer'}``
+Transactions are explicit, and causally chained: all sessions share one bookmark manager, so
+a read sees every write this store committed before it. A write transaction first bumps the ``PaiMeta {key: 'writer'}``
 node: the node's write lock (held to commit) serialises writers the way SQLite's
 ``BEGIN IMMEDIATE`` does, and its ``seq`` counter gives each inserted fact the commit-ordered
 cursor :meth:`facts_after` pages by. Starting a transaction is retried on transient errors
@@ -558,6 +559,11 @@ class Neo4jGraphStore:
         self.retry_s = retry_s
         self.queries_sent: list[str] | None = None  # set to a list to record query texts
         self.commit_hooks: list[CommitHook] = []  # told about every write transaction
+        # Every session of this store shares one bookmark manager, so each transaction starts
+        # after every one this store committed before it (read your own writes): without it a
+        # read session may be served a state older than the last commit (a cluster follower;
+        # ArcadeDB under load showed a copy missing its last fact right after loading it).
+        self.bookmarks = self.neo4j.GraphDatabase.bookmark_manager()
         try:
             self.driver = self.neo4j.GraphDatabase.driver(
                 uri,
@@ -640,7 +646,7 @@ class Neo4jGraphStore:
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[neo4j.Session]:
         mode = self.neo4j.WRITE_ACCESS if write else self.neo4j.READ_ACCESS
-        kwargs: dict[str, Any] = {"default_access_mode": mode}
+        kwargs: dict[str, Any] = {"default_access_mode": mode, "bookmark_manager": self.bookmarks}
         if self.database:
             kwargs["database"] = self.database
         session = self.driver.session(**kwargs)
