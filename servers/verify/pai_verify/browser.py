@@ -1,24 +1,37 @@
-"""One headless Chromium per server process, started on first use, restarted if it dies.
+"""One headless Chromium per server process, started on first use, restarted if it dies, and a
+small pool of pages that checks reuse.
 
-Each call gets a fresh page (in a long-lived context), closed on every exit path. Chromium comes
-from the system (``chromium_path``): Playwright's own browser download is never used. Every
-browser process carries the environment marker ``PAI_VERIFY_BROWSER=<token>`` so its processes
-can be found (and tests can prove none is left behind).
+Opening a page costs Chromium a new renderer (~150 ms); navigating a page that is already open
+does not. So each check takes a pooled *slot*, a page in a browser context of its own, and gives
+it back when done. Before a slot is used again it is reset in the background, off the caller's
+path: the page goes to ``about:blank``, pages it opened are closed, ``window.name`` is cleared,
+every origin it asked has its storage wiped (local and session storage, IndexedDB, cache
+storage, service workers), and the context's cookies and permissions are cleared. Listeners are
+per use, so a check sees only its own events; dialogs have no listener and are dismissed. A
+slot whose reset fails (a crashed tab, a dead browser) is closed instead of reused. The
+context's route for ``favicon.ico`` also turns off its HTTP cache, so every check fetches what
+the site serves now.
+
+Chromium comes from the system (``chromium_path``): Playwright's own browser download is never
+used. Every browser process carries the environment marker ``PAI_VERIFY_BROWSER=<token>`` so
+its processes can be found (and tests can prove none is left behind).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pai_core.errors import BackendUnavailable, MissingDependency
+from pai_verify.events import PageEvents
 
 __all__ = ["BrowserPool", "PageEvents", "browser_pids"]
 
@@ -33,6 +46,8 @@ ARGS = [
     "--disable-quic",
     "--disable-dev-shm-usage",
 ]
+IDLE_SLOTS = 4  # per TLS mode; more run at once when asked, the extra ones are closed after
+RESET_TIMEOUT_S = 10.0
 
 
 def browser_pids(token: str) -> list[int]:
@@ -51,23 +66,13 @@ def browser_pids(token: str) -> list[int]:
 
 
 @dataclass
-class PageEvents:
-    """What a page did while it loaded."""
-
-    console_errors: list[str] = field(default_factory=list)
-    responses: dict[str, int] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
-    image_responses: dict[str, Any] = field(default_factory=dict)  # url → Playwright Response
-
-    def record(self, response: Any) -> None:
-        self.responses[response.url] = response.status
-        if response.request.resource_type == "image":
-            self.image_responses[response.url] = response
-
-
-def _console(message: Any, events: PageEvents) -> None:
-    if message.type == "error":
-        events.console_errors.append(message.text)
+class _Slot:
+    browser: Any
+    context: Any
+    page: Any
+    cdp: Any
+    tls_lax: bool
+    size: tuple[int, int] = (0, 0)
 
 
 class BrowserPool:
@@ -77,8 +82,13 @@ class BrowserPool:
         self._pw: Any = None
         self._browser: Any = None
         self._lock = asyncio.Lock()
-        self._contexts: dict[tuple[int, bool], Any] = {}
+        self._idle: dict[bool, list[_Slot]] = {False: [], True: []}
+        # Tasks that will put a slot into _idle (a reset, or a spare being opened) → TLS mode.
+        self._pending: dict[asyncio.Task[None], bool] = {}
+        self._live: dict[bool, int] = {False: 0, True: 0}
+        self._in_use: dict[Any, _Slot] = {}  # page → its slot, while a check holds it
         self.launches = 0
+        self.slots_opened = 0
 
     async def _ensure(self) -> Any:
         async with self._lock:
@@ -109,51 +119,132 @@ class BrowserPool:
             self.launches += 1
             return self._browser
 
-    async def _context(self, ignore_https_errors: bool) -> Any:
-        """One long-lived context per TLS mode; pages are per call."""
+    async def _open(self, browser: Any, tls_lax: bool) -> _Slot:
+        context = await browser.new_context(ignore_https_errors=tls_lax)
+        # Every site is asked for /favicon.ico; a site without one is not broken.
+        await context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+        try:
+            page = await context.new_page()
+            cdp = await context.new_cdp_session(page)
+        except BaseException:
+            await context.close()
+            raise
+        self.slots_opened += 1
+        self._live[tls_lax] += 1
+        return _Slot(browser, context, page, cdp, tls_lax)
+
+    async def _take(self, tls_lax: bool) -> _Slot:
+        """An idle slot of the running browser, else one being reset, else a new one.
+
+        The first check also opens a spare in the background, so that back-to-back checks
+        alternate between two slots and never wait for the other one's reset."""
         browser = await self._ensure()
-        key = (id(browser), ignore_https_errors)
-        context = self._contexts.get(key)
-        if context is None:
-            context = await browser.new_context(ignore_https_errors=ignore_https_errors)
-            # Every site is asked for /favicon.ico; a site without one is not broken.
-            await context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
-            self._contexts = {k: v for k, v in self._contexts.items() if k[0] == id(browser)}
-            self._contexts[key] = context
-        return context
+        while True:
+            idle = self._idle[tls_lax]
+            while idle:
+                slot = idle.pop()
+                if slot.browser is browser and not slot.page.is_closed():
+                    if not idle and self._live[tls_lax] < 2:
+                        self._later(self._spare(browser, tls_lax), tls_lax)
+                    return slot
+                await self._discard(slot)
+            pending = [t for t, mode in self._pending.items() if mode == tls_lax]
+            if not pending:
+                slot = await self._open(browser, tls_lax)
+                if self._live[tls_lax] < 2:
+                    self._later(self._spare(browser, tls_lax), tls_lax)
+                return slot
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
+    def _later(self, work: Coroutine[Any, Any, None], tls_lax: bool) -> None:
+        task = asyncio.create_task(work)
+        self._pending[task] = tls_lax
+        task.add_done_callback(self._pending.pop)
+
+    async def _spare(self, browser: Any, tls_lax: bool) -> None:
+        try:
+            self._keep(await self._open(browser, tls_lax))
+        except Exception as exc:  # the next check opens its own
+            log.info("opening a spare page failed: %s", exc)
 
     @asynccontextmanager
     async def page(
         self, *, width: int = 1280, height: int = 800, ignore_https_errors: bool = False
     ) -> AsyncIterator[tuple[Any, PageEvents]]:
-        """A fresh page, closed on every exit path; retried once on a new browser if it crashed."""
+        """A clean page for one check; retried once on a new browser if the browser crashed."""
         for attempt in (1, 2):
             try:
-                context = await self._context(ignore_https_errors)
-                page = await context.new_page()
+                slot = await self._take(ignore_https_errors)
+                if slot.size != (width, height):
+                    await slot.page.set_viewport_size({"width": width, "height": height})
+                    slot.size = (width, height)
                 break
             except Exception as exc:
                 if attempt == 2 or (self._browser is not None and self._browser.is_connected()):
                     raise BackendUnavailable(f"the browser failed: {exc}") from exc
         events = PageEvents()
+        detach = events.attach(slot.page)
+        self._in_use[slot.page] = slot
         try:
-            await page.set_viewport_size({"width": width, "height": height})
-            page.on("console", lambda m: _console(m, events))
-            page.on("pageerror", lambda e: events.console_errors.append(str(e)))
-            page.on("response", events.record)
-            page.on(
-                "requestfailed", lambda r: events.failures.__setitem__(r.url, r.failure or "failed")
-            )
-            yield page, events
+            yield slot.page, events
         finally:
-            try:
-                await page.close()
-            except Exception as exc:  # a crashed browser cannot close its page
-                log.info("page close failed: %s", exc)
+            detach()
+            del self._in_use[slot.page]
+            self._later(self._reset(slot, sorted(events.origins)), slot.tls_lax)
+
+    async def screenshot(self, page: Any, *, full_page: bool = False) -> bytes:
+        """A PNG of ``page`` (one of ours, in use). The viewport is captured by Chromium in one
+        call, without Playwright's caret hiding and font wait (the page has loaded already)."""
+        if full_page:
+            data: bytes = await page.screenshot(full_page=True, type="png")
+            return data
+        shot = await self._in_use[page].cdp.send("Page.captureScreenshot", {"format": "png"})
+        return base64.b64decode(shot["data"])
+
+    async def _reset(self, slot: _Slot, origins: list[str]) -> None:
+        """Make the slot as clean as a new one, then put it back (or close it)."""
+        try:
+            async with asyncio.timeout(RESET_TIMEOUT_S):
+                await slot.page.goto("about:blank")
+                await asyncio.gather(
+                    *(other.close() for other in slot.context.pages if other is not slot.page),
+                    slot.page.evaluate("window.name = ''"),
+                    *(
+                        slot.cdp.send(
+                            "Storage.clearDataForOrigin", {"origin": o, "storageTypes": "all"}
+                        )
+                        for o in origins
+                    ),
+                    slot.context.clear_cookies(),
+                    slot.context.clear_permissions(),
+                    slot.cdp.send("Page.resetNavigationHistory"),
+                )
+        except Exception as exc:  # a crashed tab or browser: this slot is done
+            log.info("page reset failed, closing it: %s", exc)
+            await self._discard(slot)
+            return
+        self._keep(slot)
+
+    def _keep(self, slot: _Slot) -> None:
+        idle = self._idle[slot.tls_lax]
+        if slot.browser is self._browser and len(idle) < IDLE_SLOTS:
+            idle.append(slot)
+        else:
+            self._later(self._discard(slot), slot.tls_lax)
+
+    async def _discard(self, slot: _Slot) -> None:
+        self._live[slot.tls_lax] -= 1
+        try:
+            await slot.context.close()
+        except Exception as exc:  # a dead browser cannot close its context
+            log.info("context close failed: %s", exc)
 
     async def _close_browser(self) -> None:
-        self._contexts.clear()
+        slots = self._idle[False] + self._idle[True]
+        self._idle = {False: [], True: []}
         browser, self._browser = self._browser, None
+        for slot in slots:
+            await self._discard(slot)
         if browser is not None:
             try:
                 await browser.close()
@@ -161,6 +252,8 @@ class BrowserPool:
                 log.info("browser close failed: %s", exc)
 
     async def close(self) -> None:
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         await self._close_browser()
         if self._pw is not None:
             await self._pw.stop()

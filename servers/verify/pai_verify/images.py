@@ -13,6 +13,14 @@ loaded (formats Pillow cannot read, such as SVG, are taken on the browser's word
 that is not loaded gets one reason: the network error, ``HTTP <status>``, ``does not decode:
 …``, ``not loaded (lazy, never in view)`` when the browser never requested it, or ``not
 decodable or not loaded``.
+
+When to judge is decided by events, not by a quiet period: after ``load`` and :func:`reveal`,
+:func:`settled` waits until no request the page made is in flight (a script that fetches data
+and then adds images keeps it waiting), then, inside the page, until every ``<img>`` is complete
+(loaded or failed) and takes the snapshot in that same turn of the page's event loop, so an
+image a script adds at the last moment is never caught half-loaded. A page that keeps adding
+images is judged on the images it has when it is first quiet; one that never settles is judged
+at the deadline.
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ import io
 import logging
 from typing import Any
 
-from pai_verify.browser import PageEvents
+from pai_verify.events import PageEvents
 
-__all__ = ["IMAGES_JS", "LAZY_NEVER_IN_VIEW", "decode_problem", "judge", "reveal"]
+__all__ = ["IMAGES_JS", "LAZY_NEVER_IN_VIEW", "decode_problem", "judge", "reveal", "settled"]
 
 log = logging.getLogger(__name__)
 LAZY_NEVER_IN_VIEW = "not loaded (lazy, never in view)"
@@ -32,7 +40,22 @@ _MAX_DECODE_BYTES = 25 * 2**20
 _MAX_SCROLL_STEPS = 80
 
 IMAGES_JS = """
-(withBackgrounds) => {
+async ([withBackgrounds, waitMs]) => {
+  const until = Date.now() + waitMs;
+  const turn = () => new Promise(r => setTimeout(r, 0));
+  for (;;) {
+    await turn();  // callbacks already queued (a fetch that just finished) run first
+    const pending = Array.from(document.images).filter(i => !i.complete);
+    const left = until - Date.now();
+    if (!pending.length || left <= 0) break;
+    await Promise.race([
+      Promise.all(pending.map(i => new Promise(r => {
+        i.addEventListener('load', r, {once: true});
+        i.addEventListener('error', r, {once: true});
+      }))),
+      new Promise(r => setTimeout(r, left)),
+    ]);
+  }
   const imgs = Array.from(document.images).map(i => ({
     src: i.currentSrc || i.src, complete: i.complete, width: i.naturalWidth,
     lazy: i.dataset.paiLazy === '1' || i.loading === 'lazy' }));
@@ -87,6 +110,20 @@ async def reveal(page: Any, wait_s: float = 10.0) -> dict[str, int]:
     """Load every image a reader of the whole page would see (see the module docstring)."""
     done: dict[str, int] = await page.evaluate(_REVEAL_JS, [_MAX_SCROLL_STEPS, int(wait_s * 1000)])
     return done
+
+
+async def settled(
+    page: Any, events: PageEvents, *, backgrounds: bool, wait_s: float = 10.0
+) -> dict[str, Any]:
+    """The page's images once it has settled (see the module docstring), within ``wait_s``."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + wait_s
+    await reveal(page, wait_s)
+    if not await events.quiet(until - loop.time()):
+        log.info("requests still in flight after %.1f s: judging the page as it is", wait_s)
+    left_ms = max(int((until - loop.time()) * 1000), 0)
+    found: dict[str, Any] = await page.evaluate(IMAGES_JS, [backgrounds, left_ms])
+    return found
 
 
 def decode_problem(data: bytes) -> str | None:

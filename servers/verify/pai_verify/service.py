@@ -16,7 +16,7 @@ from pai_core.memory.record import ChangeFact, ChangeRecorder, MemoryNote
 from pai_verify.artifacts import ArtifactStore
 from pai_verify.browser import BrowserPool
 from pai_verify.http import HttpChecker
-from pai_verify.images import IMAGES_JS, judge, reveal
+from pai_verify.images import judge, settled
 from pai_verify.models import (
     CheckRow,
     Expectation,
@@ -34,6 +34,7 @@ from pai_verify.urls import UrlPolicy
 __all__ = ["VerifyService", "png_size"]
 
 Progress = Callable[[float, float, str], Awaitable[None]]
+_TITLE_AND_TEXT = "() => [document.title, document.body ? document.body.innerText : '']"
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -154,8 +155,9 @@ class VerifyService:
             width=width, height=height, ignore_https_errors=ignore_https_errors
         ) as (page, _events):
             await self._load(page, url, wait_for)
-            data = await page.screenshot(path=str(path), full_page=full_page, type="png")
+            data = await self.browser.screenshot(page, full_page=full_page)
             title = await page.title()
+        path.write_bytes(data)
         w, h = png_size(path)
         inline = len(data) <= self.inline_max
         result = ScreenshotResult(
@@ -168,14 +170,15 @@ class VerifyService:
     ) -> ImageCount:
         url = self.urls.check(url)
         async with self.browser.page(ignore_https_errors=ignore_https_errors) as (page, events):
-            await self._load(page, url, "networkidle")
+            await self._load(page, url, "load")
             return await self._image_count(page, url, events, backgrounds=backgrounds)
 
     async def _image_count(
         self, page: Any, url: str, events: Any, *, backgrounds: bool
     ) -> ImageCount:
-        await reveal(page)
-        found = await page.evaluate(IMAGES_JS, backgrounds)
+        found = await settled(
+            page, events, backgrounds=backgrounds, wait_s=min(10.0, self.page_timeout_s)
+        )
         loaded, broken = await judge(found, events)
 
         def why(src: str) -> dict[str, str | int | None]:
@@ -280,11 +283,10 @@ class VerifyService:
             async with self.browser.page(
                 width=width, height=height, ignore_https_errors=ignore_https_errors
             ) as (page, ev):
-                await self._load(page, url, "networkidle")
-                title = await page.title()
-                body = await page.inner_text("body")
+                await self._load(page, url, "load")
                 images = await self._image_count(page, url, ev, backgrounds=False)
-                await page.screenshot(path=str(path), type="png")
+                title, body = await page.evaluate(_TITLE_AND_TEXT)
+                path.write_bytes(await self.browser.screenshot(page))
                 console = list(ev.console_errors)
             shot_path = str(path)
             if title_contains is not None:

@@ -53,7 +53,49 @@ LAZY_POST = (
     + "</body></html>"
 )
 
+# Reports in its title which state an earlier visit could have left (then leaves all of it):
+# storage, a cookie, window.name, an IndexedDB database, a dialog and a popup.
+STATE_PAGE = """<!doctype html><html><head><title>state</title></head><body><script>
+(async () => {
+  alert('hello');
+  const found = [];
+  if (localStorage.getItem('k')) found.push('localStorage');
+  if (sessionStorage.getItem('k')) found.push('sessionStorage');
+  if (document.cookie.includes('c=1')) found.push('cookie');
+  if (window.name) found.push('window.name');
+  if ((await indexedDB.databases()).length) found.push('indexedDB');
+  localStorage.setItem('k', 'v'); sessionStorage.setItem('k', 'v');
+  document.cookie = 'c=1; max-age=999'; window.name = 'left over';
+  await new Promise(r => { const q = indexedDB.open('db', 1);
+    q.onupgradeneeded = () => q.result.createObjectStore('s');
+    q.onsuccess = () => { q.result.close(); r(); }; });
+  window.open('/wait');
+  document.title = 'found:' + found.join(',');
+  const done = document.createElement('p'); done.id = 'done'; done.textContent = 'done';
+  document.body.append(done);
+})();
+</script></body></html>"""
+
+# Never quiet: a new image every 50 ms, for as long as the page is open.
+LATE_IMAGES = """<!doctype html><html><head><title>Late</title></head><body>
+<img src="/img/a.png?n=start"><script>
+let n = 0;
+setInterval(() => { const i = new Image(); i.src = '/img/b.png?n=' + (n++);
+  document.body.append(i); }, 50);
+</script></body></html>"""
+
+# Images that exist only once a slow request has answered (after the load event).
+FETCHED_IMAGES = """<!doctype html><html><head><title>Fetched</title></head><body><script>
+fetch('/slow?ms=300').then(r => r.text()).then(() => {
+  for (const src of ['/img/a.png', '/img/b.png']) {
+    const i = new Image(); i.src = src; document.body.append(i); }
+});
+</script></body></html>"""
+
 PAGES = {
+    "/state": STATE_PAGE,
+    "/late-images": LATE_IMAGES,
+    "/fetched-images": FETCHED_IMAGES,
     "/": """<!doctype html><html><head><title>PAI Test Site</title>
 <style>body{margin:0;font:20px sans-serif;background:#fff} .hero{height:120px;
 background-image:url('/img/bg.png')}</style></head>

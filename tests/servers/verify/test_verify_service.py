@@ -337,3 +337,42 @@ def test_load_errors_by_cause(text: str, kind: type[Exception], words: str) -> N
 
     err = load_error(RuntimeError(text), url="http://x/", timeout_s=30)
     assert isinstance(err, kind) and words in str(err), str(err)
+
+
+def test_pooled_pages_carry_no_state_from_one_check_to_the_next(
+    site: Site, tmp_path: Path, chromium: str
+) -> None:
+    """Each visit finds nothing an earlier visit left (storage, cookie, window.name, IndexedDB),
+    its dialog does not block it, its popup is closed, and the pages are reused, not reopened."""
+
+    async def body(svc: VerifyService) -> None:
+        sizes = [(800, 600), (1280, 800), (640, 480), (1280, 800)]
+        for width, height in sizes:
+            shot, _ = await svc.screenshot(
+                site.url("/state"), width=width, height=height, wait_for="#done"
+            )
+            assert shot.title == "found:", shot.title
+            assert png_size(Path(shot.path)) == (width, height)
+        assert svc.browser.slots_opened <= 2  # one in use, one spare being reset
+        await svc.browser.close()  # waits for the last reset
+        assert svc.browser.launches == 1
+
+    run(tmp_path, body, chromium_path=chromium)
+
+
+def test_images_are_judged_when_the_page_settles_not_after_a_quiet_period(
+    site: Site, tmp_path: Path, chromium: str
+) -> None:
+    """A page that never stops loading images is judged on the images it has (all loaded), where
+    waiting for network idle would time out; images a script adds after a slow request (after
+    the load event) are waited for."""
+
+    async def body(svc: VerifyService) -> None:
+        late = await svc.count_images(site.url("/late-images"))
+        assert late.total >= 1 and late.loaded == late.total and late.broken == [], late
+        verdict = await svc.verify_deployment(site.url("/late-images"), min_images=1)
+        assert verdict.passed, verdict.failing
+        fetched = await svc.count_images(site.url("/fetched-images"))
+        assert (fetched.total, fetched.loaded, fetched.broken) == (2, 2, []), fetched
+
+    run(tmp_path, body, chromium_path=chromium, page_timeout_s=5)
