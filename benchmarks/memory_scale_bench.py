@@ -365,7 +365,8 @@ def summary(results: dict[str, Any]) -> str:
             "",
             "Bulk + window rows: the base was bulk-loaded with the migration loader; load is "
             "remember_many's throughput on the window of facts written on top of it "
-            "(SQLite 10,000, Bolt 1,000).",
+            "(SQLite 10,000, Bolt 1,000). Their reads run on a file written in one pass "
+            "(compact, in insertion order), which favours them over rows loaded fact by fact.",
         ]
     lines += ["", advice(results)]
     start, end = results["load_average_at_start"], results["load_average_at_end"]
