@@ -8,6 +8,9 @@ when it answers again) and a recorder (the audit entry and the shared memory of 
 job, in completion order). Jobs run on a pool sized to the workers' total concurrency, so a
 claimed slot always has a thread; the slot is handed back, and the dispatcher woken, as soon as
 the outcome is in the ledger, before the (fsynced) audit entry and the memory are written.
+Whoever waits here for a job (``watch``) is told each time this process starts it, ends an
+attempt of it, or stores its memory note; jobs other processes run are only seen by reading
+the ledger.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class Manager:
         }
         self.local: dict[str, _Local] = {}
         self.sinks: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -140,6 +144,31 @@ class Manager:
             self._launch(other)
         return stored, duplicate
 
+    def watch(self, job_id: str, notify: Callable[[], None]) -> Callable[[], None]:
+        """Call ``notify`` (on a manager thread) whenever ``job_id`` changes here; returns the
+        function that stops it."""
+        with self._lock:
+            self._watchers.setdefault(job_id, []).append(notify)
+
+        def unwatch() -> None:
+            with self._lock:
+                rest = [n for n in self._watchers.get(job_id, []) if n is not notify]
+                if rest:
+                    self._watchers[job_id] = rest
+                else:
+                    self._watchers.pop(job_id, None)
+
+        return unwatch
+
+    def _changed(self, job_id: str) -> None:
+        with self._lock:
+            notify = list(self._watchers.get(job_id, ()))
+        for n in notify:
+            try:
+                n()
+            except Exception as exc:  # a waiter that went away must not stop a job
+                log.debug("could not wake a waiter of %s: %s", job_id, exc)
+
     def configs(self) -> list[WorkerConfig]:
         return [c.cfg for c in self.clients.values()]
 
@@ -190,6 +219,7 @@ class Manager:
         if stopping:
             self.ledger.release(self.id, [job.id])
             return None
+        self._changed(job.id)
         return job, client, ctl
 
     def _keeper_loop(self) -> None:
@@ -314,6 +344,7 @@ class Manager:
                 self.local.pop(job.id, None)
             if claimed is None:
                 self._wake.set()  # the slot is free: the dispatcher fills it
+            self._changed(job.id)
         following = None
         for other in claimed or ():
             if following is None:
@@ -361,6 +392,8 @@ class Manager:
             annotate(self.ledger, notes)
         except Exception as exc:
             log.warning("could not store whether %d jobs were remembered: %s", len(notes), exc)
+        for job_id in notes:
+            self._changed(job_id)
 
     def _remember(self, job: Job) -> dict[str, Any]:
         assert self.recorder is not None

@@ -7,6 +7,7 @@ with clear errors, and ledger rows into the tools' result models.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -219,12 +220,31 @@ class GpuJobsService:
     async def wait(
         self, job_id: str, timeout_s: float, progress: Progress | None = None
     ) -> JobView:
-        """Poll until the job finishes or ``timeout_s`` passes (then return it as it is)."""
+        """Wait until the job finishes or ``timeout_s`` passes (then return it as it is).
+
+        Woken at once when this process starts or ends the job; a job another process runs
+        is read from the ledger at growing intervals (20 ms up to 250 ms)."""
         self.manager.start()
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:  # on a manager thread
+            loop.call_soon_threadsafe(changed.set)
+
+        unwatch = self.manager.watch(job_id, wake)
+        try:
+            return await self._wait(job_id, timeout_s, progress, changed)
+        finally:
+            unwatch()
+
+    async def _wait(
+        self, job_id: str, timeout_s: float, progress: Progress | None, changed: asyncio.Event
+    ) -> JobView:
         deadline = time.monotonic() + timeout_s
         seen = ""
         delay = 0.02
         while True:
+            changed.clear()  # a change from here on wakes the wait below
             job = await anyio.to_thread.run_sync(self._job, job_id)
             if progress is not None and job.state != seen:
                 seen = job.state
@@ -232,9 +252,11 @@ class GpuJobsService:
                 where = f" on {job.worker}" if job.worker else ""
                 await progress(step, 2.0, f"{job.state}{where}")
             settled = job.state in FINISHED and not (job.result or {}).get("memory_pending")
-            if settled or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if settled or left <= 0:
                 return view(job)
-            await anyio.sleep(delay)
+            with anyio.move_on_after(min(delay, left)):
+                await changed.wait()
             delay = min(delay * 1.5, 0.25)
 
     def cancel(self, job_id: str) -> JobView:

@@ -206,3 +206,29 @@ def test_unknown_llm_model_is_a_clear_error(workers, make_service):
     svc = make_service([workers["ollama-0"].config()])
     with pytest.raises(InvalidInput, match="no Ollama worker has the model 'gpt-9'"):
         svc.submit_llm("gpt-9", prompt="hi")
+
+
+def test_wait_is_woken_when_this_process_starts_and_ends_the_job(workers, make_service):
+    import threading
+
+    import anyio
+
+    w = workers["ollama-0"]
+    w.control(latency=0.2)
+    svc = make_service([w.config()])
+    first = svc.submit_llm("llama3", prompt="first").job_id
+    poll(lambda: svc.status(first).state == "running")
+    second = svc.submit_llm("llama3", prompt="second").job_id  # queued behind the first
+    woken = threading.Semaphore(0)
+    unwatch = svc.manager.watch(second, woken.release)
+    progress: list[str] = []
+
+    async def note(done: float, total: float, message: str) -> None:
+        progress.append(message)
+
+    view = anyio.run(svc.wait, second, 30.0, note)
+    unwatch()
+    assert view.state == "succeeded" and view.text
+    assert [m.split(" ")[0] for m in progress] == ["queued", "running", "succeeded"], progress
+    assert woken.acquire(timeout=0) and woken.acquire(timeout=0)  # started, then ended
+    assert second not in svc.manager._watchers  # both waiters let go
