@@ -162,3 +162,57 @@ def test_parts_are_the_title_and_each_section() -> None:
     assert doc_parts("One\n## Only section\n\ntext") == []  # one section: the whole is enough
     many = "Long\n" + "".join(f"## S{i}\n\npart {i}\n" for i in range(20))
     assert len(doc_parts(many)) == 8  # title + the first seven sections
+
+
+class _Fake:
+    """A deterministic stand-in for the model: a unit vector from the text's hash."""
+
+    dim = 384
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        import hashlib
+
+        import numpy as np
+
+        self.calls.append(len(texts))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            out[i] = np.random.default_rng(seed).standard_normal(self.dim)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_whole_text_vectors_come_first_and_parts_follow(tmp_path: Path) -> None:
+    """A batch gives learnings their whole-text vector (searchable by meaning at the model's
+    speed); their parts follow once nothing waits for a whole-text vector."""
+    embedder = _Fake()
+    vault, search = _search(tmp_path, embedder)
+    paths = write_set(vault, load_set()[:3])
+    conn = search.index.db.conn()
+    ids = [r[0] for r in conn.execute("SELECT id FROM s_docs ORDER BY id")]
+    assert search.embed_pending(1) == 3  # one batch: the three whole texts
+    assert embedder.calls == [3] and search.index.waiting_for_vectors() == 0
+    assert search.vectors.parts(conn, ids) == {}
+    assert search.search("anything", kinds=["notes"], mode="vector")  # by the whole text
+    # a learning changed before its parts were embedded: its old text gets no parts
+    changed = "# Changed\n\n## Problem\n\nA.\n\n## Fix\n\nB.\n"
+    current = vault.read_note(paths[0])["hash"]
+    vault.write_note(paths[0], changed, overwrite=True, expected_hash=current)
+    assert search.embed_pending(1) == 1 and embedder.calls[-1] == 1  # the new whole text
+    assert search.embed_pending(1) == 3  # then the parts of all three
+    assert embedder.calls[-1] == 3 + 4 + 4  # 'Changed' has a title and two sections
+    assert {k: v.shape for k, v in search.vectors.parts(conn, ids).items()} == {
+        ids[0]: (3, 384),
+        ids[1]: (4, 384),
+        ids[2]: (4, 384),
+    }
+    assert search.embed_pending() == 0
+    # identical text elsewhere reuses both: nothing is embedded
+    calls = len(embedder.calls)
+    vault.write_note("3-Resources/copy.md", changed)
+    assert search.embed_pending() == 1 and len(embedder.calls) == calls
+    copy = conn.execute("SELECT id FROM s_docs WHERE ref='3-Resources/copy.md'").fetchone()[0]
+    assert search.vectors.parts(conn, [copy])[copy].shape == (3, 384)

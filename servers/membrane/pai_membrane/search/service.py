@@ -12,6 +12,9 @@ A document made of sections (a learning: title, problem, solution, takeaway) als
 per part; the nearest documents by their whole-text vector are reranked by the mean of the
 whole-text similarity and the parts' mean similarity, so a query that paraphrases one part (the
 problem, the lesson) finds the note whose part says it rather than a near-miss on the same topic.
+The parts cost about as much to embed as the whole text again, so they are embedded after every
+waiting document has its whole-text vector: a new learning is searchable by meaning at the
+model's own rate, and is reranked by its parts once they are in.
 """
 
 from __future__ import annotations
@@ -80,53 +83,77 @@ class MemorySearch:
 
     def embed_pending(self, max_docs: int | None = None) -> int:
         """Embed documents that have no vector yet (all of them, or about ``max_docs``), in
-        batches, reusing vectors of identical text (cached by content hash). Returns how many
-        were embedded."""
+        batches, reusing vectors of identical text (cached by content hash); then, once every
+        document has its whole-text vector, the parts of those made of sections. Returns how
+        many documents got vectors."""
         if self.embedder is None:
             return 0
+        done: set[int] = set()
+        batch = EMBED_BATCH if max_docs else EMBED_BATCH * 4
+        while max_docs is None or len(done) < max_docs:
+            got = self._embed_wholes(batch) or self._embed_parts(batch)
+            if not got:
+                break
+            done.update(got)
+        return len(done)
+
+    def _embed_wholes(self, batch: int) -> list[int]:
+        """One batch of documents waiting for their whole-text vector. A document made of
+        sections gets its part vectors at once where identical text already has them, and is
+        listed for them otherwise: a document is searchable by meaning as soon as its whole
+        text is embedded, and its parts (most of the cost again) follow."""
         import numpy as np
 
-        done = 0
         conn = self.index.db.conn()
-        while max_docs is None or done < max_docs:
-            todo = self.vectors.missing(conn, EMBED_BATCH if max_docs else EMBED_BATCH * 4)
-            if not todo:
-                return done
-            hashes = [text_hash(text) for _, text in todo]
-            cached = self.vectors.cached(conn, hashes)
-            split = {doc_id: doc_parts(text) for doc_id, text in todo}
-            with_parts = [h for (d, _), h in zip(todo, hashes, strict=True) if split[d]]
-            cached_parts = self.vectors.cached_parts(conn, with_parts)
-            # One batch for every text still to embed: whole documents, then their parts.
-            texts: list[str] = []
-            slots: dict[int, tuple[int, int, int]] = {}  # doc_id -> (whole, first part, parts)
-            for (doc_id, text), h in zip(todo, hashes, strict=True):
-                whole = -1
-                if h not in cached:
-                    whole = len(texts)
-                    texts.append(text[:2000])
-                first, parts = len(texts), split[doc_id]
-                if parts and h not in cached_parts:
-                    texts.extend(parts)
-                else:
-                    parts = []
-                slots[doc_id] = (whole, first, len(parts))
-            vecs: Any = self.embedder.embed(texts) if texts else None
-            items, part_items = [], []
-            for (doc_id, _), h in zip(todo, hashes, strict=True):
-                whole, first, count = slots[doc_id]
-                vec = vecs[whole] if whole >= 0 else np.frombuffer(cached[h], dtype=np.float32)
-                items.append((doc_id, h, vec))
-                if count:
-                    part_items.append((doc_id, h, vecs[first : first + count]))
-                elif split[doc_id]:
-                    part_items.append((doc_id, h, np.frombuffer(cached_parts[h], dtype=np.float32)))
+        todo = self.vectors.missing(conn, batch)
+        if not todo:
+            return []
+        assert self.embedder is not None
+        hashes = [text_hash(text) for _, text in todo]
+        cached = self.vectors.cached(conn, hashes)
+        sectioned = [(d, h) for (d, text), h in zip(todo, hashes, strict=True) if doc_parts(text)]
+        cached_parts = self.vectors.cached_parts(conn, [h for _, h in sectioned])
+        texts = [text[:2000] for (_, text), h in zip(todo, hashes, strict=True) if h not in cached]
+        fresh = iter(self.embedder.embed(texts) if texts else [])
+        items = [
+            (d, h, np.frombuffer(cached[h], dtype=np.float32) if h in cached else next(fresh))
+            for (d, _), h in zip(todo, hashes, strict=True)
+        ]
+        reused = [
+            (d, h, np.frombuffer(cached_parts[h], dtype=np.float32))
+            for d, h in sectioned
+            if h in cached_parts
+        ]
+        with self.index.write() as wconn:
+            self.vectors.add(wconn, items)
+            self.vectors.want_parts(wconn, [d for d, h in sectioned if h not in cached_parts])
+            if reused:
+                self.vectors.add_parts(wconn, reused)
+        return [d for d, _, _ in items]
+
+    def _embed_parts(self, batch: int) -> list[int]:
+        """One batch of documents whose whole-text vector is in and whose parts are not."""
+        conn = self.index.db.conn()
+        todo, stale = self.vectors.parts_missing(conn, batch)
+        while stale and not todo:  # entries of documents gone or changed: drop, read on
             with self.index.write() as wconn:
-                self.vectors.add(wconn, items)
-                if part_items:
-                    self.vectors.add_parts(wconn, part_items)
-            done += len(items)
-        return done
+                self.vectors.drop_part_pending(wconn, stale)
+            todo, stale = self.vectors.parts_missing(conn, batch)
+        if not todo:
+            return []
+        assert self.embedder is not None
+        split = [doc_parts(text) for _, text, _ in todo]
+        texts = [part for parts in split for part in parts]
+        vecs = self.embedder.embed(texts) if texts else []
+        items, start = [], 0
+        for (doc_id, _, h), parts in zip(todo, split, strict=True):
+            if parts:
+                items.append((doc_id, h, vecs[start : start + len(parts)]))
+                start += len(parts)
+        with self.index.write() as wconn:
+            self.vectors.add_parts(wconn, items)
+            self.vectors.drop_part_pending(wconn, stale + [d for d, _, _ in todo])
+        return [d for d, _, _ in todo]
 
     def _query_vector(self, query: str) -> Any:
         """The query's vector; the last few are kept (recall asks once per kind)."""

@@ -16,6 +16,8 @@ implements :class:`VectorStore`.
 solution and takeaway), one vector per part, stored with the hash of the text they came from.
 They are not in the matrix: search reads them only for the few nearest documents, to rerank
 those (``MemorySearch``), and ignores parts whose hash no longer matches the document's vector.
+``s_part_pending`` lists documents whose whole-text vector is in but whose parts are still to
+be embedded (they are computed after every waiting document has its whole-text vector).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ __all__ = ["LOG_KEEP", "NumpyVectorStore", "VectorStore", "text_hash"]
 
 _PARTS_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS s_part_vectors (doc_id INTEGER PRIMARY KEY, hash TEXT NOT NULL, "
-    "vecs BLOB NOT NULL)"
+    "vecs BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS s_part_pending (doc_id INTEGER PRIMARY KEY)",
 )
 
 # Log entries kept after pruning: a process further behind than this reloads the matrix.
@@ -94,7 +97,8 @@ class NumpyVectorStore:
     def delete(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
         conn.executemany("DELETE FROM s_vectors WHERE doc_id=?", [(d,) for d in doc_ids])
         if self._has_parts(conn):
-            conn.executemany("DELETE FROM s_part_vectors WHERE doc_id=?", [(d,) for d in doc_ids])
+            for table in ("s_part_vectors", "s_part_pending"):
+                conn.executemany(f"DELETE FROM {table} WHERE doc_id=?", [(d,) for d in doc_ids])
 
     # ---------------------------------------------------------------- part vectors
 
@@ -107,13 +111,52 @@ class NumpyVectorStore:
             is not None
         )
 
+    @staticmethod
+    def _parts_schema(conn: sqlite3.Connection) -> None:
+        for statement in _PARTS_SCHEMA:
+            conn.execute(statement)
+
     def add_parts(self, conn: sqlite3.Connection, items: list[tuple[int, str, Any]]) -> None:
         """Keep each document's part vectors (a ``(parts, dim)`` array) under its text hash."""
-        conn.execute(_PARTS_SCHEMA)
+        self._parts_schema(conn)
         conn.executemany(
             "INSERT OR REPLACE INTO s_part_vectors VALUES (?,?,?)",
             [(doc_id, h, vecs.astype("float32").tobytes()) for doc_id, h, vecs in items],
         )
+        conn.executemany("DELETE FROM s_part_pending WHERE doc_id=?", [(d,) for d, _, _ in items])
+
+    def want_parts(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
+        """These documents (whose whole-text vector is being stored) still need part vectors."""
+        if doc_ids:
+            self._parts_schema(conn)
+            conn.executemany(
+                "INSERT OR IGNORE INTO s_part_pending VALUES (?)", [(d,) for d in doc_ids]
+            )
+
+    def parts_missing(
+        self, conn: sqlite3.Connection, limit: int
+    ) -> tuple[list[tuple[int, str, str]], list[int]]:
+        """Documents waiting for part vectors, as (id, text, its hash), and the entries to drop:
+        documents gone, or changed since their whole-text vector was stored (a changed document
+        is listed again once its new whole-text vector is in)."""
+        if not self._has_parts(conn):
+            return [], []
+        rows = conn.execute(
+            "SELECT p.doc_id, d.title || char(10) || d.body, v.hash FROM s_part_pending p "
+            "LEFT JOIN s_docs d ON d.id = p.doc_id LEFT JOIN s_vectors v ON v.doc_id = p.doc_id "
+            "LIMIT ?",
+            (limit,),
+        ).fetchall()
+        live, stale = [], []
+        for doc_id, text, h in rows:
+            if text is not None and h == text_hash(text):
+                live.append((int(doc_id), str(text), str(h)))
+            else:
+                stale.append(int(doc_id))
+        return live, stale
+
+    def drop_part_pending(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
+        conn.executemany("DELETE FROM s_part_pending WHERE doc_id=?", [(d,) for d in doc_ids])
 
     def cached_parts(self, conn: sqlite3.Connection, hashes: list[str]) -> dict[str, bytes]:
         """Part vectors already computed for texts with these hashes."""
