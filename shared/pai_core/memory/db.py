@@ -164,9 +164,11 @@ class Database:
             retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.OperationalError as exc:
             raise self.unavailable(exc) from exc
+        changes = conn.total_changes
         try:
             yield conn
-            for hook in self.commit_hooks:
+            changed = conn.total_changes != changes  # a write that wrote nothing tells nobody
+            for hook in self.commit_hooks if changed else ():
                 hook.before_commit()  # raising rolls the write back
         except sqlite3.OperationalError as exc:
             conn.execute("ROLLBACK")
@@ -181,7 +183,7 @@ class Database:
         except sqlite3.OperationalError as exc:
             conn.execute("ROLLBACK")
             raise self.unavailable(exc) from exc
-        for hook in self.commit_hooks:
+        for hook in self.commit_hooks if changed else ():
             hook.after_commit()
 
     def close(self) -> None:
