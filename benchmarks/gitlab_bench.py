@@ -4,6 +4,15 @@ get_merge_request's result for a 200-file MR, and the time to summarise 50 commi
 Both sides talk to the same loopback GitLab (tests/servers/gitlab/fake_gitlab.py) run in
 its own process, so the ratio is an upper bound: against a real GitLab every request costs tens of
 milliseconds more on both sides and the server's fixed overhead weighs less.
+
+The raw calls are python-gitlab as a user writes it: its manager API (``project.issues.list``)
+and its lowest level (``gl.http_request``), both on a default session. Beside them, for the
+tool's own cost: ``http_request`` on a session that reads the proxy variables once (as the
+server's client does: pai_gitlab.client), the service called directly, and the service on a
+worker thread (the hop every sync tool of an async server takes). The tool's overhead is split
+into that hop and the rest of the call path (argument validation, error mapping, result to
+JSON text and structuredContent). With ``--stdio`` the same tools are also called end to end
+through the SDK client over stdio, against the server's console script.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +38,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from pai_core.settings import load_settings  # noqa: E402
+from pai_gitlab.client import read_environment_once  # noqa: E402
 from pai_gitlab.server import build_server, build_service  # noqa: E402
 from pai_gitlab.settings import GitlabSettings  # noqa: E402
 from pai_gitlab.summary import summarize  # noqa: E402
@@ -63,12 +74,108 @@ def serve(conn: Connection) -> None:
         conn.recv()
 
 
+Cases = dict[str, tuple[dict[str, Callable[[], Any]], dict[str, Any]]]
+KINDS = ("raw", "http", "http_once", "service", "thread", "tool")
+
+
+async def measure(
+    cases: Cases, services: dict[str, Callable[[], Any]], server: Any, runs: int
+) -> dict[str, dict[str, float]]:
+    """Interleaved medians, one event loop: every kind sees the same machine load."""
+    out: dict[str, dict[str, float]] = {}
+    for name, (raw_calls, arguments) in cases.items():
+        service = services[name]
+        samples: dict[str, list[float]] = {k: [] for k in KINDS}
+        for i in range(runs + 2):
+            for kind in KINDS:
+                start = time.perf_counter()
+                if kind in raw_calls:
+                    raw_calls[kind]()
+                elif kind == "service":
+                    service()
+                elif kind == "thread":
+                    await anyio.to_thread.run_sync(service)
+                else:
+                    await server.call_tool(name, arguments)
+                if i >= 2:
+                    samples[kind].append(time.perf_counter() - start)
+        m = {k: statistics.median(v) for k, v in samples.items()}
+        out[name] = {
+            "python_gitlab_ms": round(m["raw"] * 1000, 3),
+            "python_gitlab_http_ms": round(m["http"] * 1000, 3),
+            "http_env_once_ms": round(m["http_once"] * 1000, 3),
+            "service_ms": round(m["service"] * 1000, 3),
+            "service_on_thread_ms": round(m["thread"] * 1000, 3),
+            "tool_ms": round(m["tool"] * 1000, 3),
+            "tool_ratio": round(m["tool"] / m["raw"], 3),
+            "tool_vs_http_ratio": round(m["tool"] / m["http"], 3),
+            "service_ratio": round(m["service"] / m["raw"], 3),
+            "overhead_vs_http_ms": round((m["tool"] - m["http"]) * 1000, 3),
+            "overhead_vs_http_env_once_ms": round((m["tool"] - m["http_once"]) * 1000, 3),
+            "thread_hop_ms": round((m["thread"] - m["service"]) * 1000, 3),
+            "call_path_ms": round((m["tool"] - m["thread"]) * 1000, 3),
+        }
+    return out
+
+
+def stdio_env(url: str, tmp: Path) -> dict[str, str]:
+    token_file = tmp / "token"
+    token_file.write_text(TOKEN + "\n")
+    return {
+        **os.environ,
+        "PAI_HOME": str(tmp / "stdio-home"),
+        "PAI_GITLAB_URL": url,
+        "PAI_GITLAB_TOKEN_FILE": str(token_file),
+        "PAI_GITLAB_MODE": "read-only",
+        "PAI_GITLAB_DEFAULT_PROJECT": "group/app",
+        "PAI_GITLAB_LOG_LEVEL": "WARNING",
+    }
+
+
+async def measure_stdio(
+    cases: Cases, env: dict[str, str], runs: int
+) -> dict[str, dict[str, float]]:
+    """The same tools through the SDK client over stdio, interleaved with the raw calls."""
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    params = StdioServerParameters(command=str(Path(sys.executable).parent / "pai-gitlab"), env=env)
+    out: dict[str, dict[str, float]] = {}
+    with open(os.devnull, "w") as err:
+        async with stdio_client(params, errlog=err) as (r, w), ClientSession(r, w) as session:
+            await session.initialize()
+            for name, (raw_calls, arguments) in cases.items():
+                samples: dict[str, list[float]] = {"raw": [], "http": [], "stdio": []}
+                for i in range(runs + 2):
+                    for kind in samples:
+                        start = time.perf_counter()
+                        if kind == "stdio":
+                            result = await session.call_tool(name, arguments)
+                            assert not result.is_error, result.content
+                        else:
+                            raw_calls[kind]()
+                        if i >= 2:
+                            samples[kind].append(time.perf_counter() - start)
+                m = {k: statistics.median(v) for k, v in samples.items()}
+                out[name] = {
+                    "stdio_tool_ms": round(m["stdio"] * 1000, 3),
+                    "python_gitlab_ms": round(m["raw"] * 1000, 3),
+                    "python_gitlab_http_ms": round(m["http"] * 1000, 3),
+                    "stdio_vs_managers_ratio": round(m["stdio"] / m["raw"], 3),
+                    "stdio_vs_http_ratio": round(m["stdio"] / m["http"], 3),
+                    "stdio_overhead_vs_http_ms": round((m["stdio"] - m["http"]) * 1000, 3),
+                }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--stdio", action="store_true", help="also call the tools through the SDK client over stdio"
+    )
     args = parser.parse_args()
     runs = 15 if args.quick else 101
-    import os
 
     tmp = Path(tempfile.mkdtemp(prefix="pai-gitlab-bench-"))
     os.environ["PAI_HOME"] = str(tmp / "home")
@@ -115,8 +222,11 @@ def main() -> int:
         def raw_file() -> Any:
             return raw_project.files.get("README.md", ref="main")
 
-        def http(path: str, **query: Any) -> Callable[[], Any]:
-            return lambda: gl.http_request("get", path, query_data=query).json()
+        gl_once = gitlab.Gitlab(fake.url, private_token=TOKEN)
+        read_environment_once(gl_once)
+
+        def http(path: str, client: Any = gl, **query: Any) -> Callable[[], Any]:
+            return lambda: client.http_request("get", path, query_data=query).json()
 
         issues_q = {"search": "flaky", "state": "opened", "order_by": "updated_at"}
         http_search = http(f"/projects/{p.id}/issues", **issues_q, page=1, per_page=20)
@@ -128,65 +238,38 @@ def main() -> int:
             )
 
         http_file = http(f"/projects/{p.id}/repository/files/README.md", ref="main")
+        once_search = http(f"/projects/{p.id}/issues", gl_once, **issues_q, page=1, per_page=20)
+        once_file = http(f"/projects/{p.id}/repository/files/README.md", gl_once, ref="main")
 
-        Case = tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any], str, dict[str, Any]]
-        cases: dict[str, Case] = {
+        def once_mr() -> Any:
+            return (
+                http(f"/projects/{p.id}/merge_requests/{mr}", gl_once)(),
+                http(f"/projects/{p.id}/merge_requests/{mr}/diffs", gl_once, page=1, per_page=50)(),
+            )
+
+        services: dict[str, Callable[[], Any]] = {
+            "search_issues": lambda: svc.issues.search(None, "flaky"),
+            "get_merge_request": lambda: svc.mrs.get(None, mr),
+            "get_file": lambda: svc.repo.get_file(None, "README.md"),
+        }
+        cases: dict[str, tuple[dict[str, Callable[[], Any]], dict[str, Any]]] = {
             "search_issues": (
-                raw_search,
-                http_search,
-                lambda: svc.issues.search(None, "flaky"),
-                "search_issues",
+                {"raw": raw_search, "http": http_search, "http_once": once_search},
                 {"query": "flaky"},
             ),
             "get_merge_request": (
-                raw_mr,
-                http_mr,
-                lambda: svc.mrs.get(None, mr),
-                "get_merge_request",
+                {"raw": raw_mr, "http": http_mr, "http_once": once_mr},
                 {"iid": mr},
             ),
             "get_file": (
-                raw_file,
-                http_file,
-                lambda: svc.repo.get_file(None, "README.md"),
-                "get_file",
+                {"raw": raw_file, "http": http_file, "http_once": once_file},
                 {"path": "README.md"},
             ),
         }
-
-        async def measure() -> dict[str, dict[str, float]]:
-            # Interleaved, one event loop: raw, service and tool see the same machine load.
-            out: dict[str, dict[str, float]] = {}
-            for name, (raw, low, service, tool_name, arguments) in cases.items():
-                samples: dict[str, list[float]] = {
-                    k: [] for k in ("raw", "http", "service", "tool")
-                }
-                for i in range(runs + 2):
-                    for kind in samples:
-                        start = time.perf_counter()
-                        if kind == "raw":
-                            raw()
-                        elif kind == "http":
-                            low()
-                        elif kind == "service":
-                            service()
-                        else:
-                            await server.call_tool(tool_name, arguments)
-                        if i >= 2:
-                            samples[kind].append(time.perf_counter() - start)
-                r, h, s, t = (statistics.median(v) for v in samples.values())
-                out[name] = {
-                    "python_gitlab_ms": round(r * 1000, 3),
-                    "python_gitlab_http_ms": round(h * 1000, 3),
-                    "tool_vs_http_ratio": round(t / h, 3),
-                    "service_ms": round(s * 1000, 3),
-                    "tool_ms": round(t * 1000, 3),
-                    "service_ratio": round(s / r, 3),
-                    "tool_ratio": round(t / r, 3),
-                }
-            return out
-
-        latency = anyio.run(measure)
+        latency = anyio.run(measure, cases, services, server, runs)
+        stdio = (
+            anyio.run(measure_stdio, cases, stdio_env(fake.url, tmp), runs) if args.stdio else {}
+        )
 
         detail = anyio.run(server.call_tool, "get_merge_request", {"iid": mr})
         page_chars = len(
@@ -215,7 +298,9 @@ def main() -> int:
         "benchmark": "gitlab",
         "backend": "loopback GitLab REST v4 (another process)",
         "runs": runs,
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
         "latency": latency,
+        "stdio": stdio,
         "worst_tool_ratio": max(v["tool_ratio"] for v in latency.values()),
         "worst_tool_vs_http_ratio": max(v["tool_vs_http_ratio"] for v in latency.values()),
         "mr_files": n_files,
@@ -232,20 +317,54 @@ def main() -> int:
     lines = [
         "### GitLab: overhead over raw python-gitlab, MR result size, MR summary time",
         "",
-        "| request | python-gitlab managers (ms) | python-gitlab http_request (ms) | service (ms) "
-        "| MCP tool, in process (ms) | tool / managers | tool / http_request |",
+        "| request | python-gitlab managers (ms) | python-gitlab http_request (ms) "
+        "| MCP tool, in process (ms) | tool / managers | tool / http_request "
+        "| overhead over http_request (ms) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, v in latency.items():
         lines.append(
             f"| {name} | {v['python_gitlab_ms']} | {v['python_gitlab_http_ms']} | "
-            f"{v['service_ms']} | {v['tool_ms']} | {v['tool_ratio']}× | "
-            f"{v['tool_vs_http_ratio']}× |"
+            f"{v['tool_ms']} | {v['tool_ratio']}× | {v['tool_vs_http_ratio']}× | "
+            f"{v['overhead_vs_http_ms']} |"
         )
     lines += [
         "",
-        "Medians of interleaved runs against a loopback GitLab in another process (target: "
-        "tool ≤ 1.1× the raw call).",
+        "Where the tool's time goes (ms): http_request with the proxy variables read once (as "
+        "the server's client does), the service called directly, the service on a worker "
+        "thread, and the tool's overhead split into that thread hop and the rest of the call "
+        "path (validation, error mapping, JSON text + structuredContent).",
+        "",
+        "| request | http_request, env read once | service | service on a worker thread "
+        "| thread hop | call path | tool over http_request, env read once |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in latency.items():
+        lines.append(
+            f"| {name} | {v['http_env_once_ms']} | {v['service_ms']} | "
+            f"{v['service_on_thread_ms']} | {v['thread_hop_ms']} | {v['call_path_ms']} | "
+            f"{v['overhead_vs_http_env_once_ms']} |"
+        )
+    if stdio:
+        lines += [
+            "",
+            "End to end through the SDK client over stdio (JSON-RPC, pipes, the client's own "
+            "parsing included), interleaved with the raw calls:",
+            "",
+            "| request | tool over stdio (ms) | managers (ms) | http_request (ms) "
+            "| stdio / managers | stdio / http_request | overhead over http_request (ms) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, v in stdio.items():
+            lines.append(
+                f"| {name} | {v['stdio_tool_ms']} | {v['python_gitlab_ms']} | "
+                f"{v['python_gitlab_http_ms']} | {v['stdio_vs_managers_ratio']}× | "
+                f"{v['stdio_vs_http_ratio']}× | {v['stdio_overhead_vs_http_ms']} |"
+            )
+    lines += [
+        "",
+        f"Medians of {runs} interleaved runs against a loopback GitLab in another process, load "
+        f"average {' '.join(result['loadavg'])} (target: tool ≤ 1.1× the raw call).",
         "",
         f"get_merge_request for a {n_files}-file MR: {result['get_merge_request_tokens']} tokens "
         f"(first page of 50 files, ~4 chars a token), against "

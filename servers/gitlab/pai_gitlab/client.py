@@ -14,7 +14,7 @@ JSON handling) and adds what python-gitlab leaves to the caller:
   what would be sent.
 
 The proxy and CA-bundle variables requests reads are read once, when the client is first
-used, not on every request (see :func:`_environment_read_once`). python-gitlab is imported
+used, not on every request (see :func:`read_environment_once`). python-gitlab is imported
 on first use (it takes ~0.2 s to import).
 """
 
@@ -41,7 +41,7 @@ from pai_core.log import redact
 if TYPE_CHECKING:
     import gitlab
 
-__all__ = ["GitlabClient", "Page", "Request", "enc"]
+__all__ = ["GitlabClient", "Page", "Request", "enc", "read_environment_once"]
 
 log = logging.getLogger(__name__)
 _TRANSIENT = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
@@ -135,7 +135,7 @@ class GitlabClient:
                     retry_transient_errors=False,
                 )
                 gl.session.hooks["response"].append(self._remember_headers)
-                _environment_read_once(gl)
+                read_environment_once(gl)
                 self._gl = gl
             return self._gl
 
@@ -227,7 +227,7 @@ class GitlabClient:
         return self.call(req, op)
 
 
-def _environment_read_once(gl: gitlab.Gitlab) -> None:
+def read_environment_once(gl: gitlab.Gitlab) -> None:
     """Read the proxy and CA-bundle variables once, as requests would on every request.
 
     A requests session that trusts the environment scans every variable for proxies on each
