@@ -1,9 +1,13 @@
-"""Cold start over stdio: spawn → `initialize` reply, and → `tools/list` reply.
+"""Cold start over stdio: spawn → `initialize` reply, → `tools/list` reply, → first `tools/call`.
 
 Compared in the same run, interleaved, with the SDK floor (a hello-world ``MCPServer``, see
 ``hello_server.py``) and the reference Node server ``@modelcontextprotocol/server-memory`` run
 by ``node``. The client is a minimal JSON-RPC writer/reader over pipes, so the numbers are the
-servers' own. Target: every PAI server within 1.15x of the SDK floor (medians).
+servers' own. A PAI server's start after the first answers the handshake from the stdio front
+(``pai_core.fastfront``) while the SDK loads; its first tools/call waits for the SDK.
+Targets: ``tools/list`` answered within 0.3 s of spawn by every PAI server, and all seven
+started at once (as Claude Code starts them) listed within 1.5 s; the same for seven
+hello-world SDK servers is measured beside it.
 
 Then, to say where the time goes, each Python subject is started once more under
 ``python -X importtime`` (which packages it imports at start-up beyond the floor's, and their
@@ -42,7 +46,8 @@ CLIENTS = ROOT / "tests" / "clients" / "node_modules"
 NODE_MEMORY = CLIENTS / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
 FLOOR = "sdk-floor"
 FIRST_START = "pai-membrane, first start"
-TARGET = 1.15
+TARGET_LIST_S = 0.3
+TARGET_SEVEN_S = 1.5
 TIMEOUT_S = 60
 
 INIT = {
@@ -59,6 +64,11 @@ AFTER_INIT = (
     b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
     b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n'
 )
+# The first tools/call of each subject (a cheap read-only tool), sent after the listing.
+CALLS = {
+    FLOOR: ("hello", {"name": "x"}),
+    "node server-memory": ("read_graph", {}),
+}
 
 # Run in a fresh interpreter: the start-up of one subject split into phases (milliseconds).
 PHASES = r"""
@@ -92,9 +102,13 @@ print(json.dumps({"sdk_import_ms": (t1 - t0) * 1e3, "own_import_ms": (t2 - t1) *
 
 
 def _exchange(
-    cmd: list[str], env: dict[str, str], stderr: Any = subprocess.DEVNULL
-) -> tuple[float, float, int, subprocess.Popen[bytes]]:
-    """Spawn ``cmd``; return seconds to the initialize reply and to the tools/list reply."""
+    cmd: list[str],
+    env: dict[str, str],
+    stderr: Any = subprocess.DEVNULL,
+    call: tuple[str, dict[str, Any]] | None = None,
+) -> tuple[float, float, int, float | None, subprocess.Popen[bytes]]:
+    """Spawn ``cmd``; return seconds to the initialize reply, to the tools/list reply, the
+    number of tools, and seconds to the reply to ``call`` (if given)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
@@ -119,8 +133,25 @@ def _exchange(
             if reply.get("id") == 2:
                 break
         t_list = time.perf_counter() - start
+        tools = len(reply["result"]["tools"])
+        t_call = None
+        if call is not None:
+            message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}
+            message["params"] = {"name": call[0], "arguments": call[1]}
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.flush()
+            while True:
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"{cmd[-1]} closed stdout before answering tools/call")
+                answer = json.loads(line)
+                if answer.get("id") == 3:
+                    if "error" in answer or answer["result"].get("isError"):
+                        raise RuntimeError(f"{cmd[-1]}: tools/call failed: {line[:300]!r}")
+                    break
+            t_call = time.perf_counter() - start
         proc.stdin.close()
-        return t_init, t_list, len(reply["result"]["tools"]), proc
+        return t_init, t_list, tools, t_call, proc
     finally:
         watchdog.cancel()
 
@@ -135,10 +166,39 @@ def _finish(proc: subprocess.Popen[bytes]) -> None:
         proc.stdout.close()
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    t_init, t_list, tools, proc = _exchange(cmd, env)
+Sample = tuple[float, float, int, float | None]
+
+
+def measure(
+    cmd: list[str], env: dict[str, str], call: tuple[str, dict[str, Any]] | None = None
+) -> Sample:
+    t_init, t_list, tools, t_call, proc = _exchange(cmd, env, call=call)
     _finish(proc)
-    return t_init, t_list, tools
+    return t_init, t_list, tools, t_call
+
+
+def all_at_once(cmds: list[list[str]], env: dict[str, str]) -> float:
+    """Seconds from spawning every command at once until the last has listed its tools."""
+    start = time.perf_counter()
+    results: list[float] = []
+    errors: list[BaseException] = []
+
+    def one(cmd: list[str]) -> None:
+        try:
+            *_, proc = _exchange(cmd, env)
+            results.append(time.perf_counter() - start)
+            _finish(proc)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(cmd,)) for cmd in cmds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return max(results)
 
 
 def import_profile(cmd: list[str], env: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -198,8 +258,9 @@ def main() -> int:
     subjects: dict[str, list[str]] = {FLOOR: [sys.executable, str(HERE / "hello_server.py")]}
     for name in SERVERS:
         subjects[f"pai-{name}"] = [str(BIN / f"pai-{name.replace('_', '-')}")]
-    # The first start after an install or upgrade: no cached tool listing yet, so every tool
-    # is built (see pai_core.toolcache). Its cache is removed before each of its runs.
+    # The first start after an install or upgrade: nothing recorded yet, so the SDK answers
+    # everything and builds every tool (see pai_core.toolcache); its cache (tool listing and
+    # the front's record) is removed before each of its runs.
     subjects[FIRST_START] = subjects["pai-membrane"]
     first_start_cache = tmp / "pai" / "membrane" / "cache"
     node = CLIENTS / ".bin" / "node"
@@ -211,14 +272,19 @@ def main() -> int:
             [node_cmd, "--version"], capture_output=True, text=True, check=True
         ).stdout.strip()
     try:
-        samples: dict[str, list[tuple[float, float, int]]] = {k: [] for k in subjects}
-        for cmd in subjects.values():  # one warm-up each (page cache, .pyc, data dirs)
-            measure(cmd, env)
+        samples: dict[str, list[Sample]] = {k: [] for k in subjects}
+        calls = {k: CALLS.get(k, ("health", {})) for k in subjects}
+        for label, cmd in subjects.items():  # one warm-up each (page cache, .pyc, caches)
+            measure(cmd, env, calls[label])
+        seven: dict[str, list[float]] = {"7 PAI servers": [], "7 hello-world SDK servers": []}
+        pai_cmds = [subjects[f"pai-{name}"] for name in SERVERS]
         for _ in range(runs):
             for label, cmd in subjects.items():
                 if label == FIRST_START:
                     shutil.rmtree(first_start_cache, ignore_errors=True)
-                samples[label].append(measure(cmd, env))
+                samples[label].append(measure(cmd, env, calls[label]))
+            seven["7 PAI servers"].append(all_at_once(pai_cmds, env))
+            seven["7 hello-world SDK servers"].append(all_at_once([subjects[FLOOR]] * 7, env))
         python_subjects = [
             k for k in subjects if (k == FLOOR or k.startswith("pai-")) and k != FIRST_START
         ]
@@ -231,7 +297,13 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     result = summarise(samples, imports, split, runs)
+    result["seven_at_once_s"] = {k: round(statistics.median(v), 3) for k, v in seven.items()}
+    result["seven_at_once_s_min_max"] = {
+        k: [round(min(v), 3), round(max(v), 3)] for k, v in seven.items()
+    }
+    result["meets_seven_target"] = result["seven_at_once_s"]["7 PAI servers"] <= TARGET_SEVEN_S
     result["node"] = node_version
+    result["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "coldstart.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -242,7 +314,7 @@ def main() -> int:
 
 
 def summarise(
-    samples: dict[str, list[tuple[float, float, int]]],
+    samples: dict[str, list[Sample]],
     imports: dict[str, dict[str, tuple[int, int]]],
     split: dict[str, dict[str, float]],
     runs: int,
@@ -266,6 +338,9 @@ def summarise(
             "vs_floor_initialize": round(init / floor_init, 3),
             "vs_floor_tools_list": round(listed / floor_list, 3),
         }
+        call_times = [v[3] for v in values if v[3] is not None]
+        if call_times:
+            row["first_call_ms"] = round(statistics.median(call_times) * 1000, 1)
         if label in imports:
             extra = {m: t for m, t in imports[label].items() if m not in floor_modules}
             by_package: Counter[str] = Counter()
@@ -280,20 +355,18 @@ def summarise(
         rows.append(row)
     # the first start after an install is reported, not held to the target: it happens once
     pai_rows = [r for r in rows if r["server"].startswith("pai-") and r["server"] != FIRST_START]
-    worst = max(max(r["vs_floor_initialize"], r["vs_floor_tools_list"]) for r in pai_rows)
+    worst = max(r["tools_list_ms"] for r in pai_rows)
+    limit_ms = TARGET_LIST_S * 1000
     return {
         "benchmark": "coldstart",
         "runs": runs,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "target_vs_floor": TARGET,
-        "worst_pai_vs_floor": worst,
-        "meets_target": worst <= TARGET,
-        "missing_target": [
-            r["server"]
-            for r in pai_rows
-            if max(r["vs_floor_initialize"], r["vs_floor_tools_list"]) > TARGET
-        ],
+        "target_tools_list_ms": limit_ms,
+        "target_seven_at_once_s": TARGET_SEVEN_S,
+        "worst_pai_tools_list_ms": worst,
+        "meets_target": worst <= limit_ms,
+        "missing_target": [r["server"] for r in pai_rows if r["tools_list_ms"] > limit_ms],
         "rows": rows,
     }
 
@@ -303,23 +376,40 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"### Cold start over stdio (median of {result['runs']} runs, interleaved)",
         "",
-        "| server | tools | initialize (ms) | tools/list (ms) | × SDK floor (init / list) |",
-        "|---|---:|---:|---:|---:|",
+        "| server | tools | initialize (ms) | tools/list (ms) | first tools/call (ms) "
+        "| × SDK floor (init / list) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['server']} | {r['tools']} | {r['initialize_ms']} | {r['tools_list_ms']} | "
+            f"{r.get('first_call_ms', '')} | "
             f"{r['vs_floor_initialize']} / {r['vs_floor_tools_list']} |"
         )
-    worst = result["worst_pai_vs_floor"]
+    worst = result["worst_pai_tools_list_ms"]
     verdict = "meets" if result["meets_target"] else "MISSES"
+    seven = result["seven_at_once_s"]
+    spread = result["seven_at_once_s_min_max"]
+    seven_verdict = "meets" if result["meets_seven_target"] else "MISSES"
     lines += [
         "",
-        f"Worst PAI server: {worst}× the SDK floor ({verdict} the ≤ {result['target_vs_floor']}×"
-        f" target). Node {result.get('node') or 'not found'} for server-memory.",
+        f"Slowest PAI server to list its tools: {worst} ms ({verdict} the ≤ "
+        f"{result['target_tools_list_ms']:.0f} ms target). Node "
+        f"{result.get('node') or 'not found'} for server-memory.",
         "",
-        "Where the start-up goes (in-process medians, ms; imports beyond the floor's from "
-        "`python -X importtime`, self time by package):",
+        "All seven started at once, until the last has listed its tools (median, min–max):",
+        "",
+        "| subjects | seconds |",
+        "|---|---:|",
+        *(f"| {k} | {v} ({spread[k][0]}–{spread[k][1]}) |" for k, v in seven.items()),
+        "",
+        f"7 PAI servers at once: {seven['7 PAI servers']} s ({seven_verdict} the ≤ "
+        f"{result['target_seven_at_once_s']} s target). Load average after the run: "
+        f"{' '.join(result.get('loadavg_after', []))}.",
+        "",
+        "Where the SDK path's start-up goes (in-process medians, ms; what a server imports "
+        "before its tools/list answer beyond the floor's, from `python -X importtime`, self "
+        "time by package):",
         "",
         "| server | SDK import | own imports | build | first tools/list | imports beyond the floor |",
         "|---|---:|---:|---:|---:|---|",
@@ -331,20 +421,9 @@ def render(result: dict[str, Any]) -> str:
         top = ", ".join(f"{p} {ms}" for p, ms in list(extra["by_package_ms"].items())[:5])
         lines.append(
             f"| {r['server']} | {s['sdk_import_ms']} | {s['own_import_ms']} | {s['build_ms']} | "
-            f"{s['list_ms']} | {extra['modules']} modules, {extra['self_ms']} ms{': ' + top if top else ''} |"
+            f"{s['list_ms']} | {extra['modules']} modules, {extra['self_ms']} ms"
+            f"{': ' + top if top else ''} |"
         )
-    for label in result["missing_target"]:
-        r = next(r for r in rows if r["server"] == label)
-        floor = next(r for r in rows if r["server"] == FLOOR)
-        s = r["startup_split_ms"]
-        lines += [
-            "",
-            f"{label} misses the target by "
-            f"{round(r['tools_list_ms'] - floor['tools_list_ms'] * result['target_vs_floor'])} ms:"
-            f" its {r['tools']} tools take {s['build_ms']} ms to build (the floor's one tool "
-            f"{floor['startup_split_ms']['build_ms']} ms) and its own imports "
-            f"{s['own_import_ms']} ms.",
-        ]
     return "\n".join(lines) + "\n"
 
 
