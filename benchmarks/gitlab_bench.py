@@ -18,6 +18,7 @@ through the SDK client over stdio, against the server's console script.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import multiprocessing
 import os
@@ -75,7 +76,21 @@ def serve(conn: Connection) -> None:
 
 
 Cases = dict[str, tuple[dict[str, Callable[[], Any]], dict[str, Any]]]
-KINDS = ("raw", "http", "http_once", "service", "thread", "tool")
+
+
+async def medians(calls: dict[str, Callable[[], Any]], runs: int) -> dict[str, float]:
+    """Median seconds of each call, run interleaved (one of each in turn) after two warm-ups;
+    a call that returns an awaitable is awaited."""
+    samples: dict[str, list[float]] = {k: [] for k in calls}
+    for i in range(runs + 2):
+        for kind, call in calls.items():
+            start = time.perf_counter()
+            got = call()
+            if inspect.isawaitable(got):
+                await got
+            if i >= 2:
+                samples[kind].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 async def measure(
@@ -85,21 +100,15 @@ async def measure(
     out: dict[str, dict[str, float]] = {}
     for name, (raw_calls, arguments) in cases.items():
         service = services[name]
-        samples: dict[str, list[float]] = {k: [] for k in KINDS}
-        for i in range(runs + 2):
-            for kind in KINDS:
-                start = time.perf_counter()
-                if kind in raw_calls:
-                    raw_calls[kind]()
-                elif kind == "service":
-                    service()
-                elif kind == "thread":
-                    await anyio.to_thread.run_sync(service)
-                else:
-                    await server.call_tool(name, arguments)
-                if i >= 2:
-                    samples[kind].append(time.perf_counter() - start)
-        m = {k: statistics.median(v) for k, v in samples.items()}
+        m = await medians(
+            {
+                **raw_calls,
+                "service": service,
+                "thread": lambda service=service: anyio.to_thread.run_sync(service),
+                "tool": lambda name=name, arguments=arguments: server.call_tool(name, arguments),
+            },
+            runs,
+        )
         out[name] = {
             "python_gitlab_ms": round(m["raw"] * 1000, 3),
             "python_gitlab_http_ms": round(m["http"] * 1000, 3),
@@ -145,18 +154,14 @@ async def measure_stdio(
         async with stdio_client(params, errlog=err) as (r, w), ClientSession(r, w) as session:
             await session.initialize()
             for name, (raw_calls, arguments) in cases.items():
-                samples: dict[str, list[float]] = {"raw": [], "http": [], "stdio": []}
-                for i in range(runs + 2):
-                    for kind in samples:
-                        start = time.perf_counter()
-                        if kind == "stdio":
-                            result = await session.call_tool(name, arguments)
-                            assert not result.is_error, result.content
-                        else:
-                            raw_calls[kind]()
-                        if i >= 2:
-                            samples[kind].append(time.perf_counter() - start)
-                m = {k: statistics.median(v) for k, v in samples.items()}
+
+                async def call(name: str = name, arguments: dict[str, Any] = arguments) -> None:
+                    result = await session.call_tool(name, arguments)
+                    assert not result.is_error, result.content
+
+                m = await medians(
+                    {"raw": raw_calls["raw"], "http": raw_calls["http"], "stdio": call}, runs
+                )
                 out[name] = {
                     "stdio_tool_ms": round(m["stdio"] * 1000, 3),
                     "python_gitlab_ms": round(m["raw"] * 1000, 3),
