@@ -75,7 +75,14 @@ class MembraneMemory(Memory):
             from pai_membrane.search.qdrant_store import QdrantVectorStore
 
             vectors = QdrantVectorStore.from_settings(self.settings)
-        search = MemorySearch(self.index, self.graph, self.episodes, self.embedder, vectors=vectors)
+        search = MemorySearch(
+            self.index,
+            self.graph,
+            self.episodes,
+            self.embedder,
+            vectors=vectors,
+            activity=self.indexer.activity,  # the indexer's batches wait for searches
+        )
         if self.generation is not None:  # hot results shared through Redis, keyed by writes
             from pai_membrane.search.redis_cache import CachedSearch
 
@@ -86,9 +93,13 @@ class MembraneMemory(Memory):
     @cached_property
     def indexer(self) -> Indexer:
         """Catches the derived indexes up in the background (search itself only reads)."""
-        from pai_membrane.search.indexer import Indexer
+        from pai_membrane.search.indexer import Indexer, SearchActivity
 
-        return Indexer(lambda: self.search.sync_facts(), lambda n: self.search.embed_pending(n))
+        return Indexer(
+            lambda: self.search.sync_facts(),
+            lambda n: self.search.embed_pending(n),
+            activity=SearchActivity(),
+        )
 
     def after_write(self) -> None:
         """MemBrane just wrote facts: index them for full text now (a search right after sees

@@ -12,7 +12,7 @@ from pai_core.memory.fulltext import SearchIndex
 from pai_core.memory.graph.service import GraphService
 from pai_core.memory.graph.sqlite_store import SqliteGraphStore
 from pai_core.memory.graph.views import FactIn
-from pai_membrane.search.indexer import Indexer
+from pai_membrane.search.indexer import Indexer, SearchActivity
 from pai_membrane.search.service import MemorySearch
 
 
@@ -64,7 +64,8 @@ def test_embedding_goes_a_batch_at_a_time_and_a_kick_syncs_facts_first() -> None
         indexer.kick()
         assert _until(lambda: remaining["docs"] == 0 and "embed 0" in calls)
         with lock:
-            assert calls[:5] == ["sync", "embed 64", "embed 64", "embed 64", "embed 8"]
+            steps = ["embed 16"] * 12 + ["embed 8"]
+            assert calls[:14] == ["sync", *steps]
             calls.clear()
         indexer.kick()  # a write: wakes it long before the interval
         assert _until(lambda: "sync" in calls, timeout=5)
@@ -88,3 +89,39 @@ def test_a_failing_pass_is_reported_and_retried() -> None:
         assert _until(lambda: indexer.last_error is None)
     finally:
         indexer.stop()
+
+
+def test_embedding_waits_while_a_search_runs() -> None:
+    """A batch starts only once no search is running (and none just started)."""
+    activity = SearchActivity()
+    started = threading.Event()
+    release = threading.Event()
+    embedded: list[int] = []
+
+    def searching() -> None:
+        with activity.running():
+            started.set()
+            release.wait(10)
+
+    search = threading.Thread(target=searching)
+    search.start()
+    assert started.wait(5)
+    indexer = Indexer(lambda: 0, lambda n: embedded.append(n) or 0, activity=activity)
+    try:
+        indexer.kick()
+        assert not _until(lambda: bool(embedded), timeout=0.3)  # the search still runs
+        release.set()
+        search.join(5)
+        assert _until(lambda: bool(embedded), timeout=5)
+        assert indexer.yielded_s > 0
+    finally:
+        release.set()
+        indexer.stop()
+
+
+def test_a_steady_stream_of_searches_does_not_starve_embedding() -> None:
+    activity = SearchActivity()
+    with activity.running():  # a search that never ends
+        waited = activity.wait_quiet(quiet_s=0.01, max_wait_s=0.2)
+    assert 0.2 <= waited < 5
+    assert activity.wait_quiet(quiet_s=0.0, max_wait_s=5) < 1  # nothing running: no wait

@@ -193,7 +193,7 @@ def test_whole_text_vectors_come_first_and_parts_follow(tmp_path: Path) -> None:
     paths = write_set(vault, load_set()[:3])
     conn = search.index.db.conn()
     ids = [r[0] for r in conn.execute("SELECT id FROM s_docs ORDER BY id")]
-    assert search.embed_pending(1) == 3  # one batch: the three whole texts
+    assert search.embed_pending(3) == 3  # one batch: the three whole texts
     assert embedder.calls == [3] and search.index.waiting_for_vectors() == 0
     assert search.vectors.parts(conn, ids) == {}
     assert search.search("anything", kinds=["notes"], mode="vector")  # by the whole text
@@ -202,7 +202,7 @@ def test_whole_text_vectors_come_first_and_parts_follow(tmp_path: Path) -> None:
     current = vault.read_note(paths[0])["hash"]
     vault.write_note(paths[0], changed, overwrite=True, expected_hash=current)
     assert search.embed_pending(1) == 1 and embedder.calls[-1] == 1  # the new whole text
-    assert search.embed_pending(1) == 3  # then the parts of all three
+    assert search.embed_pending(3) == 3  # then the parts of all three
     assert embedder.calls[-1] == 3 + 4 + 4  # 'Changed' has a title and two sections
     assert {k: v.shape for k, v in search.vectors.parts(conn, ids).items()} == {
         ids[0]: (3, 384),

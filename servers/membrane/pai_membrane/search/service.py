@@ -28,6 +28,7 @@ from pai_core.memory.episodes.ingest import EpisodeStore
 from pai_core.memory.fulltext import Hit, SearchIndex
 from pai_core.memory.graph.service import GraphService
 from pai_core.memory.timeparse import iso
+from pai_membrane.search.indexer import SearchActivity
 from pai_membrane.search.vector_store import NumpyVectorStore, text_hash
 from pai_membrane.search.vectors import Embedder
 from pai_membrane.search.views import SearchHit
@@ -64,12 +65,14 @@ class MemorySearch:
         episodes: EpisodeStore,
         embedder: Embedder | None = None,
         vectors: NumpyVectorStore | None = None,
+        activity: SearchActivity | None = None,
     ) -> None:
         self.index = index
         self.graph = graph
         self.episodes = episodes
         self.embedder = embedder
         self.vectors = vectors or NumpyVectorStore()
+        self.activity = activity or SearchActivity()  # background embedding waits for searches
         self._names: tuple[float, dict[str, list[tuple[str, str]]]] = (0.0, {})
         self._query_vectors: dict[str, Any] = {}
 
@@ -81,17 +84,17 @@ class MemorySearch:
             else "full-text (BM25) + graph proximity; embeddings not installed"
         )
 
-    def embed_pending(self, max_docs: int | None = None) -> int:
+    def embed_pending(self, max_docs: int | None = None, *, parts: bool = True) -> int:
         """Embed documents that have no vector yet (all of them, or about ``max_docs``), in
         batches, reusing vectors of identical text (cached by content hash); then, once every
-        document has its whole-text vector, the parts of those made of sections. Returns how
-        many documents got vectors."""
+        document has its whole-text vector, the parts of those made of sections (unless
+        ``parts`` is false). Returns how many documents got vectors."""
         if self.embedder is None:
             return 0
         done: set[int] = set()
-        batch = EMBED_BATCH if max_docs else EMBED_BATCH * 4
+        batch = max_docs or EMBED_BATCH * 4
         while max_docs is None or len(done) < max_docs:
-            got = self._embed_wholes(batch) or self._embed_parts(batch)
+            got = self._embed_wholes(batch) or (self._embed_parts(batch) if parts else [])
             if not got:
                 break
             done.update(got)
@@ -308,6 +311,23 @@ class MemorySearch:
             raise InvalidInput(
                 f"unknown kinds {bad}", field="kinds", hint="Use facts, notes, episodes."
             )
+        with self.activity.running():
+            return self._search(
+                query, chosen, since, until, area, entity, include_history, limit, mode
+            )
+
+    def _search(
+        self,
+        query: str,
+        chosen: list[str],
+        since: float | None,
+        until: float | None,
+        area: str | None,
+        entity: str | None,
+        include_history: bool,
+        limit: int,
+        mode: Mode,
+    ) -> list[SearchHit]:
         raw = self._ranked(
             query, [_KIND[k] for k in chosen], since, until, area, entity, limit * 4, mode
         )
