@@ -78,10 +78,10 @@ def test_a_tool_is_built_on_its_first_call_only(tmp_path: Path) -> None:
 def test_a_broken_or_unwritable_cache_only_costs_a_rebuild(tmp_path: Path) -> None:
     reference = _listing(_probe(tmp_path / "a"))
     cache = tmp_path / "a" / "cache" / "tools.json"
-    cache.write_text('{"fingerprint": ')  # cut short
+    cache.write_text('{"format": ')  # cut short
     assert _listing(_probe(tmp_path / "a")) == reference
     assert json.loads(cache.read_text())["tools"].keys() == {"double", "other"}
-    cache.write_text(json.dumps({"fingerprint": "stale", "tools": {}}))
+    cache.write_text(json.dumps({"format": 2, "key": {"python": "another"}, "tools": {}}))
     assert _listing(_probe(tmp_path / "a")) == reference
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the data directory should be")
