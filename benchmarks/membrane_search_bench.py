@@ -298,7 +298,7 @@ def main() -> int:
         result["matrix_reloads_during_writes"] = search.vectors.full_loads - loads
         # remember_facts of 1,000 facts, then search at once while their vectors are computed
         # in the background: the write indexes them for full text, search only reads
-        indexer = Indexer(search.sync_facts, search.embed_pending)
+        indexer = Indexer(search.sync_facts, search.embed_pending, activity=search.activity)
         indexer.start()
         lat, settle = [], []
         for round_ in range(3):
@@ -356,20 +356,27 @@ def main() -> int:
         m2 = eval_memory(tmp / "eval")
         hard = load_hard_set()
         paths = write_set(m2.ready_vault(), hard["learnings"])
-        # learnings are embedded whole and by part (title, problem, solution, takeaway):
-        # ingestion of them against the raw model embedding only their whole texts
+        # learnings are embedded whole (then searchable by meaning), then by part (title,
+        # problem, solution, takeaway) once nothing waits for a whole-text vector: both
+        # against the raw model embedding only their whole texts
+        assert m2.embedder is not None
+        m2.embedder.embed([sentence(rng) for _ in range(64)])  # loaded and warm, as the raw one
         conn2 = m2.index.db.conn()
         whole = [r[0][:2000] for r in conn2.execute("SELECT title || char(10) || body FROM s_docs")]
         t = time.perf_counter()
+        m2.search.embed_pending(parts=False)
+        searchable = time.perf_counter() - t
         m2.search.embed_pending()
-        learn_ingest = len(whole) / (time.perf_counter() - t)
+        with_parts = time.perf_counter() - t
         t = time.perf_counter()
         memory.embedder.embed(whole)
         learn_raw = len(whole) / (time.perf_counter() - t)
         result.update(
-            learnings_ingestion_docs_per_s=round(learn_ingest, 1),
+            learnings_searchable_docs_per_s=round(len(whole) / searchable, 1),
+            learnings_ingestion_docs_per_s=round(len(whole) / with_parts, 1),
             learnings_raw_model_texts_per_s=round(learn_raw, 1),
-            learnings_ingestion_vs_raw=round(learn_ingest / learn_raw, 2),
+            learnings_searchable_vs_raw=round(len(whole) / searchable / learn_raw, 2),
+            learnings_ingestion_vs_raw=round(len(whole) / with_parts / learn_raw, 2),
         )
         result["retrieval_hard"] = {
             r: evaluate(m2.search, hard["queries"], paths, r) for r in RANKINGS
@@ -420,9 +427,13 @@ def main() -> int:
         f"{r.get('query_embed_sentence_transformers_p95_ms')} ms |",
         f"| cold start, populated / empty store | {r['cold_start_populated_ms']} / "
         f"{r['cold_start_empty_ms']} ms ({r['cold_start_ratio']}×; target ≤ 1.15×) |",
-        f"| ingestion of learnings, embedded whole and by part, against the raw model "
-        f"embedding them whole | {r['learnings_ingestion_docs_per_s']} / "
-        f"{r['learnings_raw_model_texts_per_s']} docs/s ({r['learnings_ingestion_vs_raw']}×) |",
+        f"| ingestion of learnings until searchable (whole-text vectors), against the raw "
+        f"model embedding them whole | {r['learnings_searchable_docs_per_s']} / "
+        f"{r['learnings_raw_model_texts_per_s']} docs/s ({r['learnings_searchable_vs_raw']}×; "
+        f"target ≥ 0.8×) |",
+        f"| ingestion of learnings including the part vectors that follow (title, problem, "
+        f"solution, takeaway) | {r['learnings_ingestion_docs_per_s']} docs/s "
+        f"({r['learnings_ingestion_vs_raw']}× raw) |",
     ]
     names = {
         "text": "plain BM25 (`mode=text`)",
