@@ -198,7 +198,15 @@ class BrowserPool:
         if full_page:
             data: bytes = await page.screenshot(full_page=True, type="png")
             return data
-        shot = await self._in_use[page].cdp.send("Page.captureScreenshot", {"format": "png"})
+        try:
+            shot = await self._in_use[page].cdp.send("Page.captureScreenshot", {"format": "png"})
+        except Exception as exc:
+            # "Unable to capture screenshot": the compositor has not produced a frame for this
+            # page yet (seen right after a pooled page was reused). Playwright's own call waits
+            # for one.
+            log.debug("direct capture failed (%s); taking it through Playwright", exc)
+            data = await page.screenshot(type="png")
+            return data
         return base64.b64decode(shot["data"])
 
     async def _reset(self, slot: _Slot, origins: list[str]) -> None:
