@@ -101,6 +101,18 @@ print(json.dumps({"sdk_import_ms": (t1 - t0) * 1e3, "own_import_ms": (t2 - t1) *
 """
 
 
+def _reply(proc: subprocess.Popen[bytes], want: int, closed: str) -> tuple[dict[str, Any], bytes]:
+    """The next message with id ``want`` (and its raw line), skipping notifications."""
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(closed)
+        message: dict[str, Any] = json.loads(line)
+        if message.get("id") == want:
+            return message, line
+
+
 def _exchange(
     cmd: list[str],
     env: dict[str, str],
@@ -125,13 +137,7 @@ def _exchange(
             raise RuntimeError(f"{cmd[-1]} closed stdout before answering initialize")
         proc.stdin.write(AFTER_INIT)
         proc.stdin.flush()
-        while True:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{cmd[-1]} closed stdout before answering tools/list")
-            reply = json.loads(line)
-            if reply.get("id") == 2:
-                break
+        reply, _ = _reply(proc, 2, f"{cmd[-1]} closed stdout before answering tools/list")
         t_list = time.perf_counter() - start
         tools = len(reply["result"]["tools"])
         t_call = None
@@ -140,15 +146,9 @@ def _exchange(
             message["params"] = {"name": call[0], "arguments": call[1]}
             proc.stdin.write((json.dumps(message) + "\n").encode())
             proc.stdin.flush()
-            while True:
-                line = proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"{cmd[-1]} closed stdout before answering tools/call")
-                answer = json.loads(line)
-                if answer.get("id") == 3:
-                    if "error" in answer or answer["result"].get("isError"):
-                        raise RuntimeError(f"{cmd[-1]}: tools/call failed: {line[:300]!r}")
-                    break
+            answer, line = _reply(proc, 3, f"{cmd[-1]} closed stdout before answering tools/call")
+            if "error" in answer or answer["result"].get("isError"):
+                raise RuntimeError(f"{cmd[-1]}: tools/call failed: {line[:300]!r}")
             t_call = time.perf_counter() - start
         proc.stdin.close()
         return t_init, t_list, tools, t_call, proc

@@ -48,6 +48,17 @@ def pct(values: list[float], q: float) -> float:
     return round(values[min(len(values) - 1, int(round(q * (len(values) - 1))))] * 1000, 2)
 
 
+def hit_and_miss(hit: list[float], miss: list[float]) -> dict[str, Any]:
+    """p50/p95 of cache hits and misses, and how much faster a hit is at p50."""
+    return {
+        "miss_p50_ms": pct(miss, 0.5),
+        "miss_p95_ms": pct(miss, 0.95),
+        "hit_p50_ms": pct(hit, 0.5),
+        "hit_p95_ms": pct(hit, 0.95),
+        "speedup_p50": round(pct(miss, 0.5) / max(pct(hit, 0.5), 0.001), 1),
+    }
+
+
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -210,13 +221,7 @@ def bench_redis(tmp: Path, repeats: int) -> dict[str, Any] | None:
             t = time.perf_counter()
             embedder.embed([query])
             hit.append(time.perf_counter() - t)
-        return {
-            "miss_p50_ms": pct(miss, 0.5),
-            "miss_p95_ms": pct(miss, 0.95),
-            "hit_p50_ms": pct(hit, 0.5),
-            "hit_p95_ms": pct(hit, 0.95),
-            "speedup_p50": round(pct(miss, 0.5) / max(pct(hit, 0.5), 0.001), 1),
-        }
+        return hit_and_miss(hit, miss)
     finally:
         stop_process(proc)
 
@@ -260,13 +265,7 @@ def bench_hot_results(tmp: Path, repeats: int) -> dict[str, Any] | None:
             t = time.perf_counter()
             search.search(query)
             hit.append(time.perf_counter() - t)
-        return {
-            "miss_p50_ms": pct(miss, 0.5),
-            "miss_p95_ms": pct(miss, 0.95),
-            "hit_p50_ms": pct(hit, 0.5),
-            "hit_p95_ms": pct(hit, 0.95),
-            "speedup_p50": round(pct(miss, 0.5) / max(pct(hit, 0.5), 0.001), 1),
-        }
+        return hit_and_miss(hit, miss)
     finally:
         memory.stop()
         stop_process(proc)
