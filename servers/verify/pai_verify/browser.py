@@ -47,7 +47,13 @@ ARGS = [
     "--disable-dev-shm-usage",
 ]
 IDLE_SLOTS = 4  # per TLS mode; more run at once when asked, the extra ones are closed after
+# Every wait on Chromium has a deadline, so a tab or browser that stops answering turns into an
+# error (or a discarded slot) instead of a call that never returns.
 RESET_TIMEOUT_S = 10.0
+OPEN_TIMEOUT_S = 20.0  # a new context, page and CDP session
+CAPTURE_TIMEOUT_S = 5.0  # Chromium's direct capture, before falling back to Playwright's
+SHOT_TIMEOUT_S = 20.0  # Playwright's own capture (it waits for a frame)
+CLOSE_TIMEOUT_S = 5.0  # closing a context or the browser
 
 
 def browser_pids(token: str) -> list[int]:
@@ -120,14 +126,18 @@ class BrowserPool:
             return self._browser
 
     async def _open(self, browser: Any, tls_lax: bool) -> _Slot:
-        context = await browser.new_context(ignore_https_errors=tls_lax)
-        # Every site is asked for /favicon.ico; a site without one is not broken.
-        await context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+        async with asyncio.timeout(OPEN_TIMEOUT_S):
+            context = await browser.new_context(ignore_https_errors=tls_lax)
         try:
-            page = await context.new_page()
-            cdp = await context.new_cdp_session(page)
+            async with asyncio.timeout(OPEN_TIMEOUT_S):
+                # Every site is asked for /favicon.ico; a site without one is not broken.
+                await context.route(
+                    "**/favicon.ico", lambda route: route.fulfill(status=204, body="")
+                )
+                page = await context.new_page()
+                cdp = await context.new_cdp_session(page)
         except BaseException:
-            await context.close()
+            await self._close_context(context)
             raise
         self.slots_opened += 1
         self._live[tls_lax] += 1
@@ -196,16 +206,21 @@ class BrowserPool:
         """A PNG of ``page`` (one of ours, in use). The viewport is captured by Chromium in one
         call, without Playwright's caret hiding and font wait (the page has loaded already)."""
         if full_page:
-            data: bytes = await page.screenshot(full_page=True, type="png")
+            data: bytes = await page.screenshot(
+                full_page=True, type="png", timeout=SHOT_TIMEOUT_S * 1000
+            )
             return data
         try:
-            shot = await self._in_use[page].cdp.send("Page.captureScreenshot", {"format": "png"})
+            async with asyncio.timeout(CAPTURE_TIMEOUT_S):
+                shot = await self._in_use[page].cdp.send(
+                    "Page.captureScreenshot", {"format": "png"}
+                )
         except Exception as exc:
-            # "Unable to capture screenshot": the compositor has not produced a frame for this
-            # page yet (seen right after a pooled page was reused). Playwright's own call waits
-            # for one.
-            log.debug("direct capture failed (%s); taking it through Playwright", exc)
-            data = await page.screenshot(type="png")
+            # "Unable to capture screenshot", or no answer: the compositor has not produced a
+            # frame for this page yet (seen right after a pooled page was reused). Playwright's
+            # own call waits for one.
+            log.debug("direct capture failed (%r); taking it through Playwright", exc)
+            data = await page.screenshot(type="png", timeout=SHOT_TIMEOUT_S * 1000)
             return data
         return base64.b64decode(shot["data"])
 
@@ -242,10 +257,15 @@ class BrowserPool:
 
     async def _discard(self, slot: _Slot) -> None:
         self._live[slot.tls_lax] -= 1
+        await self._close_context(slot.context)
+
+    @staticmethod
+    async def _close_context(context: Any) -> None:
         try:
-            await slot.context.close()
-        except Exception as exc:  # a dead browser cannot close its context
-            log.info("context close failed: %s", exc)
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await context.close()
+        except Exception as exc:  # a dead or stuck browser cannot close its context
+            log.info("context close failed: %r", exc)
 
     async def _close_browser(self) -> None:
         slots = self._idle[False] + self._idle[True]
@@ -255,12 +275,21 @@ class BrowserPool:
             await self._discard(slot)
         if browser is not None:
             try:
-                await browser.close()
-            except Exception as exc:
-                log.info("browser close failed: %s", exc)
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await browser.close()
+            except Exception as exc:  # Playwright's driver stop below ends its process
+                log.info("browser close failed: %r", exc)
 
     async def close(self) -> None:
-        while self._pending:
+        # Resets and spares end within their own deadlines; this one is the backstop.
+        try:
+            async with asyncio.timeout(RESET_TIMEOUT_S + OPEN_TIMEOUT_S):
+                while self._pending:
+                    await asyncio.gather(*self._pending, return_exceptions=True)
+        except TimeoutError:
+            log.warning("page work still running at close: cancelling it")
+            for task in list(self._pending):
+                task.cancel()
             await asyncio.gather(*self._pending, return_exceptions=True)
         await self._close_browser()
         if self._pw is not None:

@@ -376,3 +376,36 @@ def test_images_are_judged_when_the_page_settles_not_after_a_quiet_period(
         assert (fetched.total, fetched.loaded, fetched.broken) == (2, 2, []), fetched
 
     run(tmp_path, body, chromium_path=chromium, page_timeout_s=5)
+
+
+def test_a_capture_chromium_never_answers_falls_back_within_its_deadline(
+    site: Site, tmp_path: Path, chromium: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tab whose compositor never answers the direct capture must not hang the call."""
+    from pai_verify import browser as browser_mod
+
+    class SilentCapture:
+        def __init__(self, cdp: Any) -> None:
+            self.cdp = cdp
+
+        async def send(self, method: str, params: Any = None) -> Any:
+            if method == "Page.captureScreenshot":
+                await asyncio.Event().wait()  # never answers
+            return await self.cdp.send(method, params)
+
+    real_open = browser_mod.BrowserPool._open
+
+    async def open_silent(self: Any, browser: Any, tls_lax: bool) -> Any:
+        slot = await real_open(self, browser, tls_lax)
+        slot.cdp = SilentCapture(slot.cdp)
+        return slot
+
+    monkeypatch.setattr(browser_mod, "CAPTURE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(browser_mod.BrowserPool, "_open", open_silent)
+
+    async def body(svc: VerifyService) -> None:
+        with anyio.fail_after(20):
+            shot, data = await svc.screenshot(site.url("/"), width=640, height=480)
+        assert data and png_size(Path(shot.path)) == (640, 480)
+
+    run(tmp_path, body, chromium_path=chromium)
