@@ -99,8 +99,8 @@ def main() -> int:
         result["nsupdate_vs_one_plan"] = round(
             statistics.median(separate) / statistics.median(bulk), 2
         )
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "dns.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "### DNS: plan + apply (one UPDATE) + verify, local Knot primary",

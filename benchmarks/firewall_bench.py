@@ -187,8 +187,8 @@ def main() -> int:
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "firewall.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "### Firewall: nftables in a network namespace (plan, apply, explain, rollback)",

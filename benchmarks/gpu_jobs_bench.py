@@ -190,8 +190,8 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     result["machine"] = {"cpus": os.cpu_count(), "load_1min": [load_before, os.getloadavg()[0]]}
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_jobs.json").write_text(json.dumps(result, indent=2) + "\n")
     d1, d10 = result["dispatch_1k"], result["dispatch_10k"]
     th, fa, di, px = result["throughput"], result["fairness"], result["direct"], result["proxy"]

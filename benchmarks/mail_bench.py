@@ -105,8 +105,8 @@ def main() -> int:
         "sequence": n,
         "variants": variants,
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "mail.json").write_text(json.dumps(result, indent=2) + "\n")
     steps = base["steps_median_ms"]
     lines = [

@@ -258,8 +258,8 @@ def main() -> int:
     results["max_rss_bench_mib"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
     )
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "membrane_graph.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "### MemBrane fact graph (reads through MCP over stdio, p50 / p95 ms)",

@@ -5,7 +5,7 @@ them one after another (they measure time: never in parallel), then replaces the
 ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in README.md with their summaries.
 
     python benchmarks/run.py            # everything, full size
-    python benchmarks/run.py --quick    # small sizes, a smoke run
+    python benchmarks/run.py --quick    # small sizes, a smoke run (into results/quick/)
     python benchmarks/run.py coldstart  # only the named benchmarks
 """
 

@@ -293,8 +293,8 @@ def main() -> int:
             f"~{p['verify_deployment_tokens']} vs ~{w['result_tokens']} tokens "
             f"({w['result_tokens'] / p['verify_deployment_tokens']:.0f}× smaller) | ~15× |",
         ]
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "verify.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "verify.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
