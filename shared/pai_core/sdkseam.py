@@ -5,7 +5,10 @@ private ``_tools`` it reads), the manager and low-level server an ``MCPServer`` 
 (``_tool_manager``, ``_lowlevel_server``), the ``configure_logging`` the server calls while it
 is built, and, for the stdio front (:mod:`pai_core.fastfront`), how the SDK's runner shapes its
 ``initialize``, ``ping`` and ``tools/list`` answers (``ServerRunner._handle_initialize`` and
-``ServerRunner._serialize``) and which protocol versions its handshake negotiates.
+``ServerRunner._serialize``) and which protocol versions its handshake negotiates; for the
+per-call path (:mod:`pai_core.fastcall`), the attributes of a ``Tool`` and its
+``FuncMetadata`` that ``Tool.run`` reads (:data:`TOOL_ATTRIBUTES`), and the marks anyio gives
+its own worker threads (``anyio.from_thread`` works in a sync tool).
 ``tests/shared/test_sdkseam.py`` checks each of them and names the one an upgrade moved; the
 SDK pin in ``shared/pyproject.toml`` lists the minor versions checked.
 """
@@ -23,6 +26,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import server as _sdk_server
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.tools.tool_manager import ToolManager
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.server.runner import ServerRunner
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
@@ -30,18 +34,27 @@ from pai_core.fastfront import FORMAT, FRONT_FILE, key_state, read_json, source_
 
 __all__ = [
     "SDK_DISTRIBUTIONS",
+    "TOOL_ATTRIBUTES",
     "Tool",
     "ToolManager",
     "built_tools",
+    "convert_result",
     "dependency_files",
     "front_record",
     "lowlevel",
     "message_id",
     "package_roots",
+    "pre_parse_json",
     "record_front_on_listing",
+    "seam_problems",
     "set_tool_manager",
     "sdk_logging_replaced",
+    "tool_arg_model",
+    "tool_call",
     "tool_manager",
+    "tool_output_model",
+    "tool_plain",
+    "worker_thread",
 ]
 
 SDK_DISTRIBUTIONS = ("mcp", "mcp-types", "pydantic", "pydantic-core")
@@ -175,3 +188,106 @@ def record_front_on_listing(
         return result
 
     low.add_request_handler("tools/list", entry.params_type, list_tools)
+
+
+# ------------------------------------------------------------------ one tool call (fastcall)
+
+TOOL_ATTRIBUTES = {
+    "Tool": ("fn", "name", "fn_metadata", "is_async", "context_kwarg", "resolved_params", "run"),
+    "FuncMetadata": ("arg_model", "output_schema", "output_model", "wrap_output"),
+    "FuncMetadata methods": ("pre_parse_json", "convert_result"),
+}
+"""What :mod:`pai_core.fastcall` reads of the SDK's ``Tool`` and ``FuncMetadata``."""
+
+
+def tool_call(tool: Tool) -> tuple[Callable[..., Any], bool, str | None]:
+    """The function a call runs, whether it is async, and the keyword its context goes to
+    (read at every call: the SDK reads them live)."""
+    return tool.fn, tool.is_async, tool.context_kwarg
+
+
+def tool_plain(tool: Tool) -> bool:
+    """Whether ``Tool.run`` itself runs the tool, with no resolvers and no ``{"result": ...}``
+    wrapping of its output (only such a call is made outside ``Tool.run``)."""
+    return type(tool).run is Tool.run and not tool.resolved_params and not _meta(tool).wrap_output
+
+
+def tool_arg_model(tool: Tool) -> Any:
+    """The model the arguments are validated with."""
+    return _meta(tool).arg_model
+
+
+def tool_output_model(tool: Tool) -> Any:
+    """The model the result is serialised from, or None where the tool has no output schema."""
+    metadata = _meta(tool)
+    return metadata.output_model if metadata.output_schema is not None else None
+
+
+def pre_parse_json(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments with JSON strings parsed where a field is not a string, as the SDK does."""
+    parsed: dict[str, Any] = _meta(tool).pre_parse_json(arguments)
+    return parsed
+
+
+def convert_result(tool: Tool, result: Any) -> Any:
+    """The ``CallToolResult`` the SDK makes of ``result``."""
+    return _meta(tool).convert_result(result)
+
+
+def _meta(tool: Tool) -> FuncMetadata:
+    return tool.fn_metadata
+
+
+@contextlib.contextmanager
+def worker_thread(token: Any) -> Iterator[None]:
+    """Within the block, the current thread is an anyio worker thread of the event loop
+    ``token`` (``anyio.lowlevel.current_token()``) names, as ``anyio.to_thread`` marks its own:
+    ``anyio.from_thread.run`` finds its way back to that loop."""
+    from anyio._core._eventloop import threadlocals
+
+    threadlocals.current_token = token
+    try:
+        yield
+    finally:
+        del threadlocals.current_token
+
+
+def set_worker_cancel_scope(scope: Any) -> None:
+    """What ``anyio.from_thread.check_cancelled`` in this worker thread checks: ``scope``, the
+    caller's scope outside the shield the call waits in (as ``anyio.to_thread`` sets it)."""
+    from anyio._core._eventloop import threadlocals
+
+    threadlocals.current_cancel_scope = getattr(scope, "_parent_scope", None) or scope
+
+
+def clear_worker_cancel_scope() -> None:
+    from anyio._core._eventloop import threadlocals
+
+    threadlocals.__dict__.pop("current_cancel_scope", None)
+
+
+def seam_problems() -> list[str]:
+    """The SDK (and anyio) attributes the per-call path relies on that are gone."""
+    problems = [
+        f"Tool.{a}"
+        for a in TOOL_ATTRIBUTES["Tool"]
+        if a not in Tool.model_fields and not hasattr(Tool, a)
+    ]
+    problems += [
+        f"FuncMetadata.{a}"
+        for a in TOOL_ATTRIBUTES["FuncMetadata"]
+        if a not in FuncMetadata.model_fields
+    ]
+    problems += [
+        f"FuncMetadata.{a}"
+        for a in TOOL_ATTRIBUTES["FuncMetadata methods"]
+        if not callable(getattr(FuncMetadata, a, None))
+    ]
+    try:
+        from anyio._core._eventloop import threadlocals
+    except ImportError:
+        problems.append("anyio._core._eventloop.threadlocals")
+    else:
+        if not hasattr(threadlocals, "__dict__"):
+            problems.append("anyio._core._eventloop.threadlocals")
+    return problems

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import gc
+import threading
+import warnings
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
+import sniffio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, ConfigDict, Field
 
-from pai_core import fastcall
+from pai_core import fastcall, sdkseam
+from pai_core.annotations import READ_ONLY
+from pai_core.app import create_server, tool
 from pai_core.errors import InvalidInput
+from pai_core.settings import ServerSettings
 
 
 class Item(BaseModel):
@@ -191,6 +203,188 @@ def test_a_reassigned_output_model_takes_effect_and_plans_go_with_their_tools() 
     assert key not in fastcall._PLANS
 
 
-def test_the_sdk_still_has_what_fastcall_reads() -> None:
-    # An SDK upgrade that renames one of these fails here, naming it.
-    assert fastcall.seam_problems() == []
+# ------------------------------------------------------------------ the worker-thread hop
+
+MARK: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="unset")
+
+
+def _where(loop_thread: int) -> dict[str, Any]:
+    """What a sync tool sees of its thread: not the loop's, the caller's context, anyio's
+    way back to the loop, not cancelled, and no async library in the thread itself."""
+
+    async def back() -> str:
+        return MARK.get()
+
+    try:
+        sniffio.current_async_library()
+        library = "found"
+    except sniffio.AsyncLibraryNotFoundError:
+        library = "none"
+    anyio.from_thread.check_cancelled()
+    return {
+        "own_thread": threading.get_ident() != loop_thread,
+        "mark": MARK.get(),
+        "from_thread": anyio.from_thread.run(back),
+        "library": library,
+    }
+
+
+def test_a_sync_call_sees_what_it_sees_on_an_anyio_worker() -> None:
+    async def both() -> tuple[Any, Any]:
+        MARK.set("caller")
+        here = threading.get_ident()
+        sdk = await anyio.to_thread.run_sync(functools.partial(_where, here))
+        ours = await fastcall.on_worker(functools.partial(_where, here))
+        return sdk, ours
+
+    sdk, ours = anyio.run(both)
+    assert (
+        ours
+        == sdk
+        == {
+            "own_thread": True,
+            "mark": "caller",
+            "from_thread": "caller",
+            "library": "none",
+        }
+    )
+
+
+def _blocked(hop: Any) -> list[str]:
+    """Cancel a call whose thread waits; what happened, in order."""
+    events: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def body() -> str:
+        started.set()
+        assert release.wait(10)
+        try:
+            anyio.from_thread.check_cancelled()
+            events.append("body saw no cancellation")
+        except BaseException as exc:  # the loop's cancellation exception
+            events.append(f"body saw the cancellation ({type(exc).__name__})")
+        return "done"
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                try:
+                    events.append(f"call returned {await hop(body)}")
+                    await anyio.lowlevel.checkpoint()
+                    events.append("call went on")
+                except anyio.get_cancelled_exc_class():
+                    events.append("cancelled at its next checkpoint")
+                    raise
+
+            tg.start_soon(call)
+            while not started.is_set():
+                await anyio.sleep(0.001)
+            tg.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # the cancelled call is still waiting for its thread
+                events.append("released")
+                release.set()
+
+    anyio.run(main)
+    return events
+
+
+def test_a_cancelled_call_waits_for_its_thread_then_is_cancelled() -> None:
+    expected = [
+        "released",
+        "body saw the cancellation (CancelledError)",
+        "call returned done",
+        "cancelled at its next checkpoint",
+    ]
+    assert _blocked(anyio.to_thread.run_sync) == expected
+    assert _blocked(fastcall.on_worker) == expected
+
+
+@pytest.mark.parametrize("workers", [40, 1])
+def test_parallel_sync_calls_each_get_a_thread(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fastcall, "_MAX_WORKERS", workers)  # beyond it: anyio.to_thread
+    together = threading.Barrier(4, timeout=10)
+
+    def meet(i: int) -> int:
+        together.wait()  # breaks (BrokenBarrierError) unless all four run at once
+        return i
+
+    async def main() -> list[int]:
+        got: list[int] = []
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+
+                async def one(i: int = i) -> None:
+                    got.append(await fastcall.on_worker(functools.partial(meet, i)))
+
+                tg.start_soon(one)
+        return sorted(got)
+
+    assert anyio.run(main) == [0, 1, 2, 3]
+
+
+def test_pings_and_other_calls_are_answered_while_a_sync_tool_waits(tmp_path: Path) -> None:
+    from mcp import Client
+
+    server = create_server(
+        "hop", version="1", instructions="t", settings=ServerSettings(data_dir=tmp_path)
+    )
+
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    order: list[str] = []
+
+    @tool(server, READ_ONLY)
+    def slow() -> Item:  # a model result: the planned path, not Tool.run
+        """Wait until released."""
+        started.set()
+        order.append(f"slow released: {release.wait(10)}")  # False if the loop was blocked
+        finished.set()
+        return Item(name="slow", size=1)
+
+    @tool(server, READ_ONLY)
+    def fast(word: str) -> Item:
+        """Answer at once."""
+        order.append(f"fast {word}")
+        return Item(name=word, size=0)
+
+    manager = sdkseam.tool_manager(server)
+    assert all(fastcall.plan_for(manager.get_tool(n)) for n in ("slow", "fast"))  # type: ignore[arg-type]
+
+    async def main() -> list[Any]:
+        seen: list[Any] = []
+        async with Client(server, mode="legacy") as client:
+            async with anyio.create_task_group() as tg:
+
+                async def waiting() -> None:
+                    await client.call_tool("slow", {})
+                    seen.append("slow answered")
+
+                tg.start_soon(waiting)
+                with anyio.fail_after(10):
+                    while not started.is_set():
+                        await anyio.sleep(0.001)
+                with warnings.catch_warnings():  # ping is legacy-only from 2026-07-28 on
+                    warnings.simplefilter("ignore")
+                    await client.send_ping()
+                seen.append("ping")
+                seen.append((await client.call_tool("fast", {"word": "hi"})).structured_content)
+                tg.cancel_scope.cancel()  # the client gives up on the slow call
+            release.set()
+            with anyio.fail_after(10):
+                while not finished.is_set():
+                    await anyio.sleep(0.001)
+            seen.append((await client.call_tool("fast", {"word": "after"})).structured_content)
+        return seen
+
+    try:
+        assert anyio.run(main) == [
+            "ping",
+            {"name": "hi", "size": 0, "tags": []},
+            {"name": "after", "size": 0, "tags": []},
+        ]
+        assert order == ["fast hi", "slow released: True", "fast after"]
+    finally:
+        release.set()

@@ -100,3 +100,55 @@ def test_the_key_covers_the_sdk_and_pydantic_metadata() -> None:
     files = sdkseam.dependency_files()
     names = {Path(f).parent.name.split("-")[0].lower() for f in files}
     assert {"mcp", "mcp_types", "pydantic", "pydantic_core"} <= names, files
+
+
+def test_the_sdk_still_has_what_a_tool_call_reads() -> None:
+    # An SDK (or anyio) upgrade that renames one of these fails here, naming it.
+    assert sdkseam.seam_problems() == []
+    tool = sdkseam.Tool.from_function(lambda word: {"word": word}, name="probe")
+    fn, is_async, context_kwarg = sdkseam.tool_call(tool)
+    assert fn(word="w") == {"word": "w"} and not is_async and context_kwarg is None
+    assert sdkseam.tool_plain(tool)
+    assert sdkseam.tool_arg_model(tool).model_validate({"word": "w"}).word == "w"
+    assert sdkseam.tool_output_model(tool) is None
+
+
+def test_anyio_worker_marks_are_where_they_were() -> None:
+    import anyio
+    import anyio.from_thread
+    import anyio.lowlevel
+
+    async def back() -> str:
+        return "loop"
+
+    async def main() -> list[str]:
+        token = anyio.lowlevel.current_token()
+        seen: list[str] = []
+        with anyio.CancelScope() as outer:
+            with anyio.CancelScope(shield=True) as shield:
+                _internal(shield, "_parent_scope", "anyio CancelScope")
+
+                def in_thread() -> None:
+                    with sdkseam.worker_thread(token):
+                        seen.append(anyio.from_thread.run(back))
+                        sdkseam.set_worker_cancel_scope(shield)
+                        anyio.from_thread.check_cancelled()
+                        seen.append("not cancelled")
+                        anyio.from_thread.run_sync(outer.cancel)
+                        try:
+                            anyio.from_thread.check_cancelled()
+                        except BaseException as exc:
+                            seen.append(type(exc).__name__)
+                        sdkseam.clear_worker_cancel_scope()
+
+                import threading
+
+                thread = threading.Thread(target=in_thread)
+                thread.start()
+                while thread.is_alive():
+                    await anyio.sleep(0.001)
+        return seen
+
+    assert anyio.run(main) == ["loop", "not cancelled", "CancelledError"], (
+        "anyio internal moved: its worker-thread marks (threadlocals)"
+    )
