@@ -97,6 +97,7 @@ def _probe(settings: MembraneSettings, memory: MembraneMemory) -> dict[str, Any]
         details.update(memory.graph.stats())
         details["episodes"] = memory.episodes.count()
         details["documents_waiting_for_vectors"] = memory.index.waiting_for_vectors()
+        details["learnings_waiting_for_part_vectors"] = memory.search.parts_waiting()
         for p in memory.ready_vault().problems():
             problems.append(f"{p['path']} line {p['line']}: {p['message']}")
     return {

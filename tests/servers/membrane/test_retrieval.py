@@ -196,6 +196,7 @@ def test_whole_text_vectors_come_first_and_parts_follow(tmp_path: Path) -> None:
     assert search.embed_pending(3) == 3  # one batch: the three whole texts
     assert embedder.calls == [3] and search.index.waiting_for_vectors() == 0
     assert search.vectors.parts(conn, ids) == {}
+    assert search.parts_waiting() == 3  # what health reports
     assert search.search("anything", kinds=["notes"], mode="vector")  # by the whole text
     # a learning changed before its parts were embedded: its old text gets no parts
     changed = "# Changed\n\n## Problem\n\nA.\n\n## Fix\n\nB.\n"
@@ -209,7 +210,7 @@ def test_whole_text_vectors_come_first_and_parts_follow(tmp_path: Path) -> None:
         ids[1]: (4, 384),
         ids[2]: (4, 384),
     }
-    assert search.embed_pending() == 0
+    assert search.embed_pending() == 0 and search.parts_waiting() == 0
     # identical text elsewhere reuses both: nothing is embedded
     calls = len(embedder.calls)
     vault.write_note("3-Resources/copy.md", changed)

@@ -28,6 +28,7 @@ from pai_core.memory.episodes.ingest import EpisodeStore
 from pai_core.memory.fulltext import Hit, SearchIndex
 from pai_core.memory.graph.service import GraphService
 from pai_core.memory.timeparse import iso
+from pai_membrane.search.blas import single_blas_thread
 from pai_membrane.search.indexer import SearchActivity
 from pai_membrane.search.vector_store import NumpyVectorStore, text_hash
 from pai_membrane.search.vectors import Embedder
@@ -157,6 +158,10 @@ class MemorySearch:
             self.vectors.add_parts(wconn, items)
             self.vectors.drop_part_pending(wconn, stale + [d for d, _, _ in todo])
         return [d for d, _, _ in todo]
+
+    def parts_waiting(self) -> int:
+        """Documents made of sections whose part vectors are still to be embedded."""
+        return self.vectors.parts_waiting(self.index.db.conn())
 
     def _query_vector(self, query: str) -> Any:
         """The query's vector; the last few are kept (recall asks once per kind)."""
@@ -311,6 +316,10 @@ class MemorySearch:
             raise InvalidInput(
                 f"unknown kinds {bad}", field="kinds", hint="Use facts, notes, episodes."
             )
+        if self.embedder is not None:
+            # One BLAS thread for the query's forward pass and the product with every vector:
+            # more wait on each other when other processes keep the cores busy (blas.py).
+            single_blas_thread()
         with self.activity.running():
             return self._search(
                 query, chosen, since, until, area, entity, include_history, limit, mode

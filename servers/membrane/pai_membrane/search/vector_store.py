@@ -155,6 +155,12 @@ class NumpyVectorStore:
                 stale.append(int(doc_id))
         return live, stale
 
+    def parts_waiting(self, conn: sqlite3.Connection) -> int:
+        """How many documents wait for their part vectors."""
+        if not self._has_parts(conn):
+            return 0
+        return int(conn.execute("SELECT count(*) FROM s_part_pending").fetchone()[0])
+
     def drop_part_pending(self, conn: sqlite3.Connection, doc_ids: list[int]) -> None:
         conn.executemany("DELETE FROM s_part_pending WHERE doc_id=?", [(d,) for d in doc_ids])
 
