@@ -70,16 +70,16 @@ KILLED = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from pai_core.memory.graph import service as svc
+    from pai_core.memory.graph.batch import WriteBatch
     from pai_core.memory.graph.sqlite_store import SqliteGraphStore
     from pai_core.memory.graph.views import FactIn
     g = svc.GraphService(SqliteGraphStore(Path(sys.argv[1])))
-    original = g._remember_in
-    def slow(tx, item, policy, *, where):
-        if where == "facts[50].":
-            print("halfway", flush=True)
-            time.sleep(60)
-        return original(tx, item, policy, where=where)
-    g._remember_in = slow
+    original = WriteBatch.flush
+    def slow(self):
+        original(self)  # every write of the batch is in the transaction, not committed
+        print("halfway", flush=True)
+        time.sleep(60)
+    WriteBatch.flush = slow
     g.remember_many([FactIn(subject="batch", predicate="USES", object=f"o{i}")
                      for i in range(100)])
 """)

@@ -1,10 +1,10 @@
-"""The graph-store contract: what every backend (SQLite now, Neo4j later) must do."""
+"""The graph-store contract: what every backend (SQLite, Neo4j over Bolt) must do."""
 
 from __future__ import annotations
 
 import pytest
 
-from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef
+from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef, Probe
 from pai_core.memory.graph.sqlite_store import SqliteGraphStore
 
 
@@ -118,3 +118,66 @@ def test_conflicts(store: SqliteGraphStore) -> None:
         c1 = tx.conflict("c1")
         assert c1 is not None and c1.status == "resolved" and c1.resolution == "kept new"
         assert len(tx.conflicts(None, 10, 0)) == 2
+
+
+def test_bulk_reads_resolve_as_the_single_ones(store: SqliteGraphStore) -> None:
+    with store.write() as tx:
+        tx.insert_entities([_entity("e1", "Alpha"), _entity("e2", "Beta"), _entity("e3", "Gamma")])
+        tx.add_alias("al", "Al", "e1")
+        tx.mark_merged("e3", "e2")
+        tx.upsert_predicate(PredicateDef("RUNS_ON", "one", None, "", ("HOSTED_ON",)))
+        tx.set_entity_types([("e1", "service")])
+    with store.read() as tx:
+        found = tx.entities_by_keys(["alpha", "al", "gamma", "nobody", "alpha"])
+        assert {k: e.id for k, e in found.items()} == {"alpha": "e1", "al": "e1", "gamma": "e2"}
+        assert found["alpha"].type == "service"
+        resolved = tx.resolve_predicates(["HOSTED_ON", "RUNS_ON", "NEVER_DEFINED"])
+        assert resolved["HOSTED_ON"][0] == "RUNS_ON" and resolved["RUNS_ON"][0] is None
+        assert resolved["HOSTED_ON"][1] == resolved["RUNS_ON"][1] == tx.predicate("RUNS_ON")
+        assert resolved["NEVER_DEFINED"] == (None, None)
+
+
+def test_current_facts_by_probe(store: SqliteGraphStore) -> None:
+    with store.write() as tx:
+        tx.insert_entities([_entity(e, e.upper()) for e in ("a", "b", "c")])
+        tx.insert_facts(
+            [
+                _fact("f1", "a", "b"),
+                _fact("f2", "a", "c"),
+                _fact("f3", "a", None, pred="HAS_VERSION", value="1.0"),
+                _fact("f4", "a", "b", pred="RUNS_ON"),
+                _fact("f5", "a", "c", pred="RUNS_ON"),
+            ]
+        )
+        tx.retract_fact("f5", 20, "")
+    with store.read() as tx:
+
+        def ids(*probes: Probe) -> list[str]:
+            facts, objects = tx.current_facts(list(probes))
+            assert {f.object_id for f in facts if f.object_id} == set(objects)
+            return sorted(f.id for f in facts)
+
+        assert ids(Probe("a", "USES", False, "b")) == ["f1"]
+        assert ids(Probe("a", "USES", True)) == ["f1", "f2"]
+        assert ids(Probe("a", "HAS_VERSION", False, None, "1.0")) == ["f3"]
+        assert ids(Probe("a", "HAS_VERSION", False, None, "2.0")) == []
+        assert ids(Probe("a", "RUNS_ON", True)) == ["f4"]  # retracted left out
+        assert ids(Probe("a", "USES", True), Probe("a", "USES", False, "c")) == ["f1", "f2"]
+        _, objects = tx.current_facts([Probe("a", "USES", False, "c")])
+        assert objects["c"].name == "C"
+
+
+def test_bulk_writes_keep_their_order(store: SqliteGraphStore) -> None:
+    with store.write() as tx:
+        tx.insert_entities([_entity("a", "A"), _entity("b", "B")])
+        tx.insert_fact(_fact("first", "a", "b"))
+        tx.insert_facts([_fact(f"f{i}", "a", "b", vf=i) for i in (3, 1, 2)])
+        tx.close_facts([("f1", 50, "f2"), ("f3", 60, None)])
+        tx.insert_conflicts(
+            [Conflict(f"c{i}", "f2", "f1", "cardinality-one", "open", float(i)) for i in (1, 2)]
+        )
+    with store.read() as tx:
+        assert [f.id for _, f in tx.facts_after(0, 10)] == ["first", "f3", "f1", "f2"]
+        assert (tx.fact("f1").valid_to, tx.fact("f1").superseded_by) == (50, "f2")  # type: ignore[union-attr]
+        assert (tx.fact("f3").valid_to, tx.fact("f3").superseded_by) == (60, None)  # type: ignore[union-attr]
+        assert [c.id for c in tx.conflicts("open", 10, 0)] == ["c1", "c2"]

@@ -23,6 +23,7 @@ __all__ = [
     "Entity",
     "Fact",
     "PredicateDef",
+    "Probe",
     "clean_text",
     "entity_key",
     "normalise_predicate",
@@ -137,3 +138,16 @@ class Conflict:
     resolved_at: float | None = None
     resolution: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Facts a write's conflict rules need, read in bulk: those not retracted of ``subject_id``
+    under ``predicate``, every one when ``any_object`` (a single-valued predicate), else only
+    those with the same object entity or literal value."""
+
+    subject_id: str
+    predicate: str
+    any_object: bool
+    object_id: str | None = None
+    value: str | None = None

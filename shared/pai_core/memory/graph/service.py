@@ -8,7 +8,11 @@ policy — ``supersede`` (default: close the old fact's validity where the new o
 superseded facts keep their history and retractions only stamp ``retracted_at``.
 
 The rules themselves are pure functions in :mod:`pai_core.memory.graph.rules`; this module
-resolves names, reads the facts a rule needs and applies the outcome. Inputs are
+resolves names, reads the facts a rule needs and applies the outcome. A batch of facts
+(``remember_many``, which ``remember`` is a batch of one) is read and written through a
+:class:`~pai_core.memory.graph.batch.WriteBatch`: what the batch names is read in bulk first,
+each fact is decided against the store plus the facts written before it in the batch, and the
+writes are flushed in bulk before commit (a few round trips per batch over Bolt, not per fact). Inputs are
 :class:`~pai_core.memory.graph.views.FactIn` models and results the output models of
 :mod:`~pai_core.memory.graph.views`, so MCP tools pass them straight through.
 
@@ -23,12 +27,14 @@ import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
 from pai_core.errors import Conflict as ConflictError
 from pai_core.errors import InvalidInput, NotFound
 from pai_core.memory.graph import rules
+from pai_core.memory.graph.batch import WriteBatch
 from pai_core.memory.graph.model import (
     MAX_VALUE,
     Conflict,
@@ -67,6 +73,9 @@ MAX_ALIASES = 32  # per predicate, in one define_predicate call
 MAX_EXCLUSIONS = 32
 
 
+_Reads = GraphTx | WriteBatch  # what the lookup helpers read names through
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
 
@@ -96,14 +105,14 @@ class GraphService:
             return default
         return parse_time(value, field=field)
 
-    def _resolve_predicate(self, tx: GraphTx, name: str, field: str = "predicate") -> PredicateDef:
+    def _resolve_predicate(self, tx: _Reads, name: str, field: str = "predicate") -> PredicateDef:
         canon = normalise_predicate(name, field=field)
         aliased = tx.predicate_for_alias(canon)
         if aliased:
             canon = aliased
         return tx.predicate(canon) or PredicateDef(canon, "many")
 
-    def _entity(self, tx: GraphTx, name: str, field: str) -> Entity:
+    def _entity(self, tx: _Reads, name: str, field: str) -> Entity:
         found = tx.entity_by_key(entity_key(name, field=field))
         if found is None:
             raise NotFound(
@@ -113,7 +122,7 @@ class GraphService:
             )
         return found
 
-    def _ensure_entity(self, tx: GraphTx, name: str, type_: str | None, field: str) -> Entity:
+    def _ensure_entity(self, tx: WriteBatch, name: str, type_: str | None, field: str) -> Entity:
         key = entity_key(name, field=field)
         found = tx.entity_by_key(key)
         if found is not None:
@@ -132,7 +141,7 @@ class GraphService:
 
     def _view(
         self,
-        tx: GraphTx,
+        tx: _Reads,
         fact: Fact,
         names: dict[str, Entity] | None = None,
         now: float | None = None,
@@ -187,12 +196,17 @@ class GraphService:
         try:
             with self._write() as tx:
                 self._seed(tx)
-                results = [
-                    self._remember_in(tx, item, policy, where="" if i == 0 else f"facts[{i}].")
+                batch = WriteBatch(tx)
+                batch.read_names(*_names(items))
+                parsed = [
+                    self._parse(batch, item, "" if i == 0 else f"facts[{i}].")
                     for i, item in enumerate(items)
                 ]
+                batch.read_facts(parsed)
+                results = [self._decide(batch, new, pred, policy) for new, pred in parsed]
                 if policy == "reject" and any(r.status == "rejected" for r in results):
                     raise _Rollback(results)
+                batch.flush()
         except _Rollback as rollback:
             # All or nothing: facts that would have been written were rolled back too.
             undone = [
@@ -207,7 +221,7 @@ class GraphService:
             results=results,
         )
 
-    def _parse(self, tx: GraphTx, item: FactIn, where: str) -> tuple[Fact, PredicateDef]:
+    def _parse(self, tx: WriteBatch, item: FactIn, where: str) -> tuple[Fact, PredicateDef]:
         """The new fact an input describes, its names resolved (entities created as needed)."""
         now = self.clock()
         pred = self._resolve_predicate(tx, item.predicate, f"{where}predicate")
@@ -257,15 +271,10 @@ class GraphService:
         )
         return fact, pred
 
-    def _remember_in(self, tx: GraphTx, item: FactIn, policy: Policy, *, where: str) -> WriteResult:
-        new, pred = self._parse(tx, item, where)
-        existing = [
-            f
-            for f in tx.facts(
-                subject_id=new.subject_id, predicates=[pred.name, *pred.exclusive_with]
-            )
-            if f.overlaps(new.valid_from, new.valid_to)
-        ]
+    def _decide(self, tx: WriteBatch, new: Fact, pred: PredicateDef, policy: Policy) -> WriteResult:
+        """Apply the rules to one parsed fact of a batch against what the store and the batch
+        so far hold, and write the outcome into the batch."""
+        existing = tx.rivals(new, pred)
         same = rules.duplicate_of(new, existing)
         if same is not None:
             return WriteResult(status="unchanged", fact=self._view(tx, same))
@@ -747,6 +756,21 @@ class GraphService:
     def stats(self) -> dict[str, int]:
         with self.store.read() as tx:
             return {"facts": tx.count_facts(), "entities": tx.count_entities()}
+
+
+def _names(items: Sequence[FactIn]) -> tuple[list[str], list[str]]:
+    """The normalised predicates and the entity keys a batch names, for one bulk read (a name
+    that does not normalise is left for :meth:`GraphService._parse` to report)."""
+    predicates: list[str] = []
+    keys: list[str] = []
+    for item in items:
+        with suppress(InvalidInput):
+            predicates.append(normalise_predicate(item.predicate))
+        for name in (item.subject, item.object):
+            if name is not None:
+                with suppress(InvalidInput):
+                    keys.append(entity_key(name))
+    return predicates, keys
 
 
 class _Rollback(Exception):

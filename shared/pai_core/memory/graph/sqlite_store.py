@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from pai_core.memory.db import Database
-from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef
+from pai_core.memory.graph.model import Conflict, Entity, Fact, PredicateDef, Probe
 
 __all__ = ["SqliteGraphStore"]
 
@@ -65,8 +66,16 @@ _FACT_COLS = (
 )
 
 
+_FACT_FIELDS = tuple(f.name for f in fields(Fact))
+assert ", ".join(_FACT_FIELDS) == _FACT_COLS
+
+
 def _fact(row: tuple[Any, ...]) -> Fact:
     return Fact(*row)
+
+
+def _fact_row(fact: Fact) -> tuple[Any, ...]:
+    return tuple(getattr(fact, name) for name in _FACT_FIELDS)
 
 
 class _Tx:
@@ -108,22 +117,24 @@ class _Tx:
                 out[row[0]] = Entity(*row)
         return out
 
+    def entities_by_keys(self, keys: list[str]) -> dict[str, Entity]:
+        return {k: e for k in dict.fromkeys(keys) if (e := self.entity_by_key(k)) is not None}
+
     def insert_entity(self, entity: Entity) -> None:
-        self.c.execute(
+        self.insert_entities([entity])
+
+    def insert_entities(self, entities: Sequence[Entity]) -> None:
+        self.c.executemany(
             "INSERT INTO g_entities (id, name, key, type, created_at, merged_into) "
             "VALUES (?,?,?,?,?,?)",
-            (
-                entity.id,
-                entity.name,
-                entity.key,
-                entity.type,
-                entity.created_at,
-                entity.merged_into,
-            ),
+            [(e.id, e.name, e.key, e.type, e.created_at, e.merged_into) for e in entities],
         )
 
     def set_entity_type(self, entity_id: str, type_: str) -> None:
-        self.c.execute("UPDATE g_entities SET type=? WHERE id=?", (type_, entity_id))
+        self.set_entity_types([(entity_id, type_)])
+
+    def set_entity_types(self, types: Sequence[tuple[str, str]]) -> None:
+        self.c.executemany("UPDATE g_entities SET type=? WHERE id=?", [(t, i) for i, t in types])
 
     def add_alias(self, key: str, alias: str, entity_id: str) -> None:
         self.c.execute(
@@ -213,6 +224,15 @@ class _Tx:
         names = [r[0] for r in self.c.execute("SELECT name FROM g_predicates ORDER BY name")]
         return [p for n in names if (p := self.predicate(n)) is not None]
 
+    def resolve_predicates(
+        self, names: list[str]
+    ) -> dict[str, tuple[str | None, PredicateDef | None]]:
+        out: dict[str, tuple[str | None, PredicateDef | None]] = {}
+        for name in dict.fromkeys(names):
+            alias_of = self.predicate_for_alias(name)
+            out[name] = (alias_of, self.predicate(alias_of or name))
+        return out
+
     # facts ------------------------------------------------------------------
     def facts(
         self,
@@ -274,34 +294,39 @@ class _Tx:
         ).fetchall()
         return [(int(r[0]), _fact(r[1:])) for r in rows]
 
+    def current_facts(self, probes: Sequence[Probe]) -> tuple[list[Fact], dict[str, Entity]]:
+        found: dict[str, Fact] = {}
+        for p in probes:
+            sql = f"SELECT {_FACT_COLS} FROM g_facts WHERE subject_id=? AND predicate=? "
+            sql += "AND retracted_at IS NULL"
+            args: list[Any] = [p.subject_id, p.predicate]
+            if not p.any_object:
+                sql += " AND (object_id=? OR value=?)"
+                args += [p.object_id, p.value]
+            found.update((f.id, f) for f in map(_fact, self.c.execute(sql, args)))
+        objects = self.entities_by_ids([f.object_id for f in found.values() if f.object_id])
+        return list(found.values()), objects
+
     def fact(self, fact_id: str) -> Fact | None:
         row = self.c.execute(f"SELECT {_FACT_COLS} FROM g_facts WHERE id=?", (fact_id,)).fetchone()
         return _fact(row) if row else None
 
     def insert_fact(self, fact: Fact) -> None:
-        self.c.execute(
+        self.insert_facts([fact])
+
+    def insert_facts(self, facts: Sequence[Fact]) -> None:
+        self.c.executemany(
             f"INSERT INTO g_facts ({_FACT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                fact.id,
-                fact.subject_id,
-                fact.predicate,
-                fact.object_id,
-                fact.value,
-                fact.valid_from,
-                fact.valid_to,
-                fact.recorded_at,
-                fact.retracted_at,
-                fact.source,
-                fact.confidence,
-                fact.note,
-                fact.superseded_by,
-            ),
+            [_fact_row(f) for f in facts],
         )
 
     def close_fact(self, fact_id: str, valid_to: float, superseded_by: str | None) -> None:
-        self.c.execute(
+        self.close_facts([(fact_id, valid_to, superseded_by)])
+
+    def close_facts(self, closes: Sequence[tuple[str, float, str | None]]) -> None:
+        self.c.executemany(
             "UPDATE g_facts SET valid_to=?, superseded_by=? WHERE id=?",
-            (valid_to, superseded_by, fact_id),
+            [(valid_to, by, fact_id) for fact_id, valid_to, by in closes],
         )
 
     def retract_fact(self, fact_id: str, at: float, note: str) -> None:
@@ -330,19 +355,25 @@ class _Tx:
 
     # conflicts --------------------------------------------------------------
     def insert_conflict(self, conflict: Conflict) -> None:
-        self.c.execute(
+        self.insert_conflicts([conflict])
+
+    def insert_conflicts(self, conflicts: Sequence[Conflict]) -> None:
+        self.c.executemany(
             "INSERT INTO g_conflicts VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                conflict.id,
-                conflict.fact_id,
-                conflict.existing_fact_id,
-                conflict.rule,
-                conflict.status,
-                conflict.created_at,
-                conflict.resolved_at,
-                conflict.resolution,
-                json.dumps(conflict.extra),
-            ),
+            [
+                (
+                    c.id,
+                    c.fact_id,
+                    c.existing_fact_id,
+                    c.rule,
+                    c.status,
+                    c.created_at,
+                    c.resolved_at,
+                    c.resolution,
+                    json.dumps(c.extra),
+                )
+                for c in conflicts
+            ],
         )
 
     def conflict(self, conflict_id: str) -> Conflict | None:
