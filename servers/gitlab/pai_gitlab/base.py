@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pai_core.audit import AuditLog
 from pai_core.errors import PaiError
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 READ = "read access (read_api scope and at least the Guest role; Reporter for CI logs)"
 _AUDIT_STR_MAX = 300
 
@@ -222,6 +224,7 @@ class Base:
         self.default_project = default_project
         self._projects: dict[str, Project] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ projects
     def project(self, project: str | None) -> Project:
@@ -253,6 +256,15 @@ class Base:
                 self._projects[key] = cached
         self.access.check(cached.id, cached.path)
         return cached
+
+    def alongside(self, fn: Callable[[], T]) -> Future[T]:
+        """Start ``fn`` (a read that does not depend on the caller's next one) on another
+        thread, so the two wait for GitLab together instead of one after the other."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-gitlab")
+            pool = self._pool
+        return pool.submit(fn)
 
     @staticmethod
     def op(what: str, project: Project, permission: str = READ) -> Op:

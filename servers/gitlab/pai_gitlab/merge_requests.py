@@ -85,10 +85,15 @@ class MergeRequestService:
         file: str | None = None,
     ) -> MergeRequestDetail:
         p = self.base.project(project)
-        d = self.base.read(f"/merge_requests/{iid}", f"read merge request !{iid}", p)
         op = self.base.op(f"read the changes of !{iid}", p)
         path = f"/projects/{p.id}/merge_requests/{iid}/diffs"
-        got = self.base.client.page(path, op, page=page, per_page=per_page)
+        # The MR and its changed files are read at once; the MR's error (a 404, a 403) is the
+        # one raised when both fail, as when they were read one after the other.
+        files = self.base.alongside(
+            lambda: self.base.client.page(path, op, page=page, per_page=per_page)
+        )
+        d = self.base.read(f"/merge_requests/{iid}", f"read merge request !{iid}", p)
+        got = files.result()
         diff = None
         if file:
             diff = self._file_diff(path, op, file, got.items)

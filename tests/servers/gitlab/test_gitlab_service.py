@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,36 @@ def test_get_merge_request_pages_files_and_one_diff(
         svc.mrs.get(None, iid, file="nope.txt")
     listed = svc.mrs.list_page(None)
     assert [m.iid for m in listed.merge_requests] == [iid]
+
+
+def test_get_merge_request_reads_mr_and_files_together_and_reports_the_mrs_error_first(
+    svc: GitlabService, fake: FakeGitlab, project: Project
+) -> None:
+    _feature(fake, project, files=3)
+    iid = fake.add_mr(project, "feature")
+    svc.base.project(None)  # the project is looked up once, before both reads
+    both = threading.Barrier(2, timeout=5)
+    met: list[str] = []
+
+    def meet(method: str, path: str) -> None:
+        try:
+            both.wait()  # passes only if the other read is under way at the same time
+            met.append(path)
+        except threading.BrokenBarrierError:
+            met.append(f"alone: {path}")
+
+    fake.before = meet
+    detail = svc.mrs.get(None, iid)
+    fake.before = None
+    assert detail.merge_request.iid == iid and len(detail.files) == 4
+    mr = f"/api/v4/projects/{project.id}/merge_requests/{iid}"
+    assert sorted(met) == [mr, f"{mr}/diffs"], met
+    fake.fail("GET", rf"/merge_requests/{iid}/diffs$", 403)
+    with pytest.raises(PolicyDenied, match=f"changes of !{iid}"):
+        svc.mrs.get(None, iid)
+    fake.fail("GET", r"/merge_requests/999/diffs$", 403)
+    with pytest.raises(NotFound, match="read merge request !999"):  # both failed: the MR's
+        svc.mrs.get(None, 999)
 
 
 def test_merge_sha_guard(
