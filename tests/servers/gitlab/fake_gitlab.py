@@ -107,6 +107,8 @@ class FakeGitlab:
         self.faults: list[tuple[str, re.Pattern[str], int, dict[str, str]]] = []
         #: called with (method, path) before a request is answered: a concurrent writer
         self.before: Callable[[str, str], None] | None = None
+        #: seconds every answer waits, as a real GitLab's work and network take (benchmarks)
+        self.latency_s = 0.0
         self.lock = threading.RLock()
         self._ids = iter(range(1000, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -126,6 +128,8 @@ class FakeGitlab:
                 return
 
             def _any(self) -> None:
+                if fake.latency_s:
+                    time.sleep(fake.latency_s)
                 fake._handle(self)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
