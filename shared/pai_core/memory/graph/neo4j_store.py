@@ -129,10 +129,10 @@ _RESOLVE_PREDICATES = (
     + _PREDICATE_RETURN
     + ", n AS asked, alias_of AS alias_of"
 )
-_UPSERT_PREDICATE = "MERGE (p:PaiPredicate {name: $name}) SET p += $props"
-_DROP_PRED_ALIASES = "MATCH (a:PaiPredAlias {predicate: $name}) DELETE a"
+_UPSERT_PREDICATES = "UNWIND $rows AS r MERGE (p:PaiPredicate {name: r.name}) SET p += r.props"
+_DROP_PRED_ALIASES = "UNWIND $names AS n MATCH (a:PaiPredAlias {predicate: n}) DELETE a"
 _ADD_PRED_ALIASES = (
-    "UNWIND $aliases AS alias MERGE (a:PaiPredAlias {alias: alias}) SET a.predicate = $name"
+    "UNWIND $rows AS r MERGE (a:PaiPredAlias {alias: r.alias}) SET a.predicate = r.predicate"
 )
 
 # ----------------------------------------------------------------------------- facts
@@ -467,18 +467,28 @@ class _Tx:
         }
 
     def upsert_predicate(self, pred: PredicateDef) -> None:
-        props = {
-            "cardinality": pred.cardinality,
-            "inverse": pred.inverse,  # None removes a previous inverse
-            "description": pred.description,
-            "aliases": json.dumps(list(pred.aliases)),
-            "exclusive_with": json.dumps(list(pred.exclusive_with)),
-            "builtin": bool(pred.builtin),
-        }
-        self._run(_UPSERT_PREDICATE, {"name": pred.name, "props": props})
-        self._run(_DROP_PRED_ALIASES, {"name": pred.name})
-        if pred.aliases:
-            self._run(_ADD_PRED_ALIASES, {"name": pred.name, "aliases": list(pred.aliases)})
+        self.upsert_predicates([pred])
+
+    def upsert_predicates(self, preds: Sequence[PredicateDef]) -> None:
+        rows = [
+            {
+                "name": p.name,
+                "props": {
+                    "cardinality": p.cardinality,
+                    "inverse": p.inverse,  # None removes a previous inverse
+                    "description": p.description,
+                    "aliases": json.dumps(list(p.aliases)),
+                    "exclusive_with": json.dumps(list(p.exclusive_with)),
+                    "builtin": bool(p.builtin),
+                },
+            }
+            for p in preds
+        ]
+        self._run(_UPSERT_PREDICATES, {"rows": rows})
+        self._run(_DROP_PRED_ALIASES, {"names": [p.name for p in preds]})
+        aliases = [{"alias": a, "predicate": p.name} for p in preds for a in p.aliases]
+        if aliases:
+            self._run(_ADD_PRED_ALIASES, {"rows": aliases})
 
     def predicates(self) -> list[PredicateDef]:
         return [self._predicate(r) for r in self._run(_PREDICATES)]
@@ -589,8 +599,7 @@ class _Tx:
 
     def load(self, dump: GraphDump) -> None:
         """Write a whole graph into this (empty) one in batches; facts keep their order."""
-        for pred in dump.predicates:
-            self.upsert_predicate(pred)
+        self.upsert_predicates(dump.predicates)
         keys = ("key", "alias", "entity_id")
         batches = (
             (_INSERT_ENTITIES, [_props(e) for e in dump.entities]),

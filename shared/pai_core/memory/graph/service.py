@@ -92,9 +92,10 @@ class GraphService:
     def _seed(self, tx: GraphTx) -> None:
         if self._seeded:
             return
-        for pred in BUILTIN_PREDICATES:
-            if tx.predicate(pred.name) is None:
-                tx.upsert_predicate(pred)
+        have = {p.name for p in tx.predicates()}
+        missing = [p for p in BUILTIN_PREDICATES if p.name not in have]
+        if missing:
+            tx.upsert_predicates(missing)
         self._seeded = True
 
     def _write(self) -> Any:

@@ -201,6 +201,10 @@ class _Tx:
         ).fetchone()
         return str(row[0]) if row else None
 
+    def upsert_predicates(self, preds: Sequence[PredicateDef]) -> None:
+        for pred in preds:
+            self.upsert_predicate(pred)
+
     def upsert_predicate(self, pred: PredicateDef) -> None:
         self.c.execute(
             "INSERT OR REPLACE INTO g_predicates VALUES (?,?,?,?,?,?,?)",

@@ -6,7 +6,7 @@ rules. A write transaction must be serialisable against other writers, including
 processes (SQLite: ``BEGIN IMMEDIATE``), and all-or-nothing.
 
 Besides one-record calls, a transaction has a bulk surface (``entities_by_keys``,
-``resolve_predicates``, ``current_facts`` and the plural inserts and closes) that
+``resolve_predicates``, ``current_facts`` and the plural inserts, upserts and closes) that
 :class:`~pai_core.memory.graph.batch.WriteBatch` uses to read what a batch of facts touches and
 to write it back in a few statements: over a network each call is a round trip.
 """
@@ -52,6 +52,7 @@ class GraphTx(Protocol):
     def predicate(self, name: str) -> PredicateDef | None: ...
     def predicate_for_alias(self, alias: str) -> str | None: ...
     def upsert_predicate(self, pred: PredicateDef) -> None: ...
+    def upsert_predicates(self, preds: Sequence[PredicateDef]) -> None: ...
     def predicates(self) -> list[PredicateDef]: ...
     def resolve_predicates(
         self, names: list[str]
