@@ -3,7 +3,9 @@ get_merge_request's result for a 200-file MR, and the time to summarise 50 commi
 
 Both sides talk to the same loopback GitLab (tests/servers/gitlab/fake_gitlab.py) run in
 its own process, so the ratio is an upper bound: against a real GitLab every request costs tens of
-milliseconds more on both sides and the server's fixed overhead weighs less.
+milliseconds more on both sides and the server's fixed overhead weighs less. The same calls are
+also measured with every answer of that GitLab delayed by 20 ms (``GITLAB_LATENCY_S``); the
+zero-delay rows stay the headline.
 
 The raw calls are python-gitlab as a user writes it: its manager API (``project.issues.list``)
 and its lowest level (``gl.http_request``), both on a default session. Beside them, for the
