@@ -17,8 +17,8 @@ JSON text and structuredContent). The hop is measured both ways: the call path's
 (``pai_core.fastcall.on_worker``) and ``anyio.to_thread.run_sync`` (what the SDK's
 ``Tool.run`` uses).
 
-With ``--stdio`` the same tools are also called end to end through the SDK client over stdio,
-against the server's console script, and that time is taken apart with calls measured in the
+Unless ``--no-stdio`` is given, the same tools are also called end to end through the SDK
+client over stdio, against the server's console script, and that time is taken apart with calls measured in the
 same interleaved rounds: a line echoed through a child process (the pipes and two process
 wake-ups), ``ping`` and ``tools/call`` written as raw JSON-RPC lines to a second server
 process (the server's fixed cost per message, and the tool's), ``ping`` through the SDK
@@ -281,7 +281,13 @@ class RawJsonRpc(LinePeer):
         return dict(got["result"])
 
 
-ECHO = "import sys\nfor line in sys.stdin.buffer:\n    sys.stdout.buffer.write(line)\n    sys.stdout.buffer.flush()\n"
+ECHO = (
+    "import sys\n"
+    "for line in sys.stdin.buffer:\n"
+    "    sys.stdout.buffer.write(line)\n"
+    "    sys.stdout.buffer.flush()\n"
+)
+"""The echoing child: a line in, the same line out, flushed (the pipes' round trip)."""
 
 
 async def measure_stdio(
@@ -358,7 +364,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--stdio", action="store_true", help="also call the tools through the SDK client over stdio"
+        "--stdio",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also call the tools through the SDK client over stdio (default; --no-stdio skips)",
     )
     args = parser.parse_args()
     runs = 15 if args.quick else 101
