@@ -305,7 +305,11 @@ class SearchIndex:
     def telling_words(self, words: list[str]) -> list[str]:
         """``words`` without the common ones. Counting stops past the limit, so a lookup costs
         at most a walk over that many documents, and counts are kept while the index size
-        stays within 10% of what it was when they were taken."""
+        stays within 10% of what it was when they were taken.
+
+        Measured at 110k documents in a fresh process (every word new): 1.0 / 2.2 ms p50 / p95
+        a six-word query. FTS5's vocab table (fts5vocab) is slower here, 8-12 / 16-17 ms: it
+        reads a word's whole list of documents, with no limit, and wants the stemmed term."""
         n = self.size()
         limit = self.common_limit(n)
         if abs(n - self._df_basis) > 0.1 * max(self._df_basis, 1):
