@@ -145,6 +145,14 @@ def test_no_value_ever_reaches_query_text(arcadedb_server: BoltServer) -> None:
         for name in HOSTILE:
             graph.remember(fact_in({"subject": name, "predicate": "USES", "value": name}))
             graph.get_entity(name)
+        batch = graph.remember_many(
+            [
+                fact_in({"subject": n, "predicate": "RUNS_ON", "object": f"{n} host"})
+                for n in HOSTILE
+            ]
+            + [fact_in({"subject": n, "predicate": "USES", "value": n}) for n in HOSTILE]
+        )
+        assert (batch.written, batch.unchanged) == (len(HOSTILE), len(HOSTILE))
     finally:
         store.close()
     assert len(store.queries_sent) > 20

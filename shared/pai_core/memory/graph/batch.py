@@ -59,7 +59,7 @@ class WriteBatch:
 
     def read_facts(self, writes: list[tuple[Fact, PredicateDef]]) -> None:
         """Read the facts the rules need to decide each ``(new fact, predicate)`` of a batch,
-        and their objects, in one store call."""
+        and their objects, in one store call (two over Bolt)."""
         created = {e.id for e in self._new_entities}
         probes: dict[Probe, None] = {}
         for new, pred in writes:
