@@ -131,6 +131,19 @@ def sentence(rng: random.Random, n: int = 30) -> str:
     return " ".join(rng.choices(VOCAB, weights=ZIPF, k=n)).capitalize() + "."
 
 
+def pct(lat: list[float], p: int) -> float:
+    """The ``p``th percentile of latencies in seconds, in ms."""
+    ordered = sorted(lat)
+    return round(ordered[int(p / 100 * (len(ordered) - 1))] * 1000, 1)
+
+
+def blas_threads() -> Any:
+    """threadpoolctl's handle on NumPy's BLAS (search limits it to one thread)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
 def cold_start(env: dict[str, str], runs: int) -> float:
     init = {
         "jsonrpc": "2.0",
@@ -283,6 +296,27 @@ def main() -> int:
             result[f"search_{label}_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
             result[f"search_{label}_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)
         embedder.small = numpy_encoder
+        # search runs NumPy's BLAS on one thread (pai_membrane.search.blas); against the default
+        # threads, one query each way in turn, so both see the same load
+        blas = blas_threads()
+        one: dict[str, list[float]] = {"hybrid": [], "embed": []}
+        default: dict[str, list[float]] = {"hybrid": [], "embed": []}
+        for q in queries:
+            for got, threads in ((one, 1), (default, os.cpu_count() or 1)):
+                with blas.limit(limits=threads):
+                    search._query_vectors.clear()
+                    t = time.perf_counter()
+                    search.search(q)
+                    got["hybrid"].append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    numpy_encoder.embed([q])
+                    got["embed"].append(time.perf_counter() - t)
+        for label, got in (("one", one), ("default", default)):
+            for what, lat in got.items():
+                result[f"blas_{label}_{what}_p50_ms"] = pct(lat, 50)
+                result[f"blas_{label}_{what}_p95_ms"] = pct(lat, 95)
+        result["blas_default_threads"] = os.cpu_count() or 1
+        result["load_average"] = os.getloadavg()[0]
         # a note written, then searched at once: its vector is embedded and patched into the
         # matrix in place (a reload of every vector would cost ~1 s at this size)
         loads = search.vectors.full_loads
@@ -393,8 +427,8 @@ def main() -> int:
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "membrane_search.json").write_text(json.dumps(result, indent=2) + "\n")
     r = result
     lines = [
@@ -422,6 +456,14 @@ def main() -> int:
         f"{r['matrix_full_reload_ms']} ms) |",
         f"| query embedding, NumPy encoder (what search uses), p50 / p95 | "
         f"{r.get('query_embed_numpy_p50_ms')} / {r.get('query_embed_numpy_p95_ms')} ms |",
+        f"| search with NumPy's BLAS on one thread (what search sets) / on "
+        f"{r['blas_default_threads']} threads, one query each way in turn (load "
+        f"{r['load_average']:.1f}), p50 / p95 | {r['blas_one_hybrid_p50_ms']} / "
+        f"{r['blas_one_hybrid_p95_ms']} ms against {r['blas_default_hybrid_p50_ms']} / "
+        f"{r['blas_default_hybrid_p95_ms']} ms |",
+        f"| its query embedding (NumPy encoder), one BLAS thread / default, p50 / p95 | "
+        f"{r['blas_one_embed_p50_ms']} / {r['blas_one_embed_p95_ms']} ms against "
+        f"{r['blas_default_embed_p50_ms']} / {r['blas_default_embed_p95_ms']} ms |",
         f"| query embedding, sentence-transformers (torch), p50 / p95 | "
         f"{r.get('query_embed_sentence_transformers_p50_ms')} / "
         f"{r.get('query_embed_sentence_transformers_p95_ms')} ms |",
