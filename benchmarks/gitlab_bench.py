@@ -515,8 +515,8 @@ def main() -> int:
         "summarize_ms": round(summary_s * 1000, 3),
         "create_merge_request_dry_run_ms": round(create_s * 1000, 2),
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / ("results/quick" if args.quick else "results")  # never over the record
+    out.mkdir(parents=True, exist_ok=True)
     (out / "gitlab.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "### GitLab: overhead over raw python-gitlab, MR result size, MR summary time",
