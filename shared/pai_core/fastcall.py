@@ -66,11 +66,6 @@ __all__ = ["Plan", "on_worker", "plan_for", "run"]
 
 T = TypeVar("T")
 
-try:
-    import sniffio
-except ImportError:  # anyio works without it
-    sniffio = None  # type: ignore[assignment]
-
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -308,8 +303,7 @@ async def on_worker(fn: Callable[[], T]) -> T:
     if worker is None:
         return await anyio.to_thread.run_sync(fn)
     context = contextvars.copy_context()
-    if sniffio is not None:  # what anyio does: code in the thread is not "in" the loop
-        context.run(sniffio.current_async_library_cvar.set, None)
+    sdkseam.no_async_library(context)  # as anyio's worker: the thread is not "in" the loop
     future: asyncio.Future[T] = loop.create_future()
     with anyio.CancelScope(shield=True) as scope:
         worker.jobs.put((future, context, fn, scope))

@@ -16,6 +16,7 @@ SDK pin in ``shared/pyproject.toml`` lists the minor versions checked.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from importlib import metadata
@@ -252,6 +253,14 @@ def worker_thread(token: Any) -> Iterator[None]:
         del threadlocals.current_token
 
 
+def no_async_library(context: contextvars.Context) -> None:
+    """In ``context``, no async library runs (sniffio's answer, where sniffio is installed), as
+    ``anyio.to_thread`` sets it for the code its worker threads run."""
+    from anyio._core._eventloop import set_current_async_library
+
+    context.run(set_current_async_library, None)
+
+
 def set_worker_cancel_scope(scope: Any) -> None:
     """What ``anyio.from_thread.check_cancelled`` in this worker thread checks: ``scope``, the
     caller's scope outside the shield the call waits in (as ``anyio.to_thread`` sets it)."""
@@ -290,4 +299,8 @@ def seam_problems() -> list[str]:
     else:
         if not hasattr(threadlocals, "__dict__"):
             problems.append("anyio._core._eventloop.threadlocals")
+    try:
+        from anyio._core._eventloop import set_current_async_library  # noqa: F401
+    except ImportError:
+        problems.append("anyio._core._eventloop.set_current_async_library")
     return problems
