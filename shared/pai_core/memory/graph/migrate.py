@@ -128,16 +128,12 @@ def _load(store: GraphStore, dump: GraphDump, replace: bool) -> None:
         if hasattr(tx, "load"):
             tx.load(dump)
             return
-        for pred in dump.predicates:
-            tx.upsert_predicate(pred)
-        for entity in dump.entities:
-            tx.insert_entity(entity)
+        tx.upsert_predicates(dump.predicates)
+        tx.insert_entities(dump.entities)
         for key, alias, entity_id in dump.aliases:
             tx.add_alias(key, alias, entity_id)
-        for fact in dump.facts:
-            tx.insert_fact(fact)
-        for conflict in dump.conflicts:
-            tx.insert_conflict(conflict)
+        tx.insert_facts(dump.facts)  # in order: the target's cursors follow the source's
+        tx.insert_conflicts(dump.conflicts)
 
 
 def migrate_graph(
