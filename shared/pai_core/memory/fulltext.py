@@ -239,6 +239,12 @@ class SearchIndex:
         else:
             match = fts_query(words, every_word=True)  # the most selective query they make
         where, args = self._filters(kinds, since, until, area, entity)
+        conn = self._conn()
+        unfiltered = since is None and until is None and not area and not entity
+        if match and unfiltered and self._kinds(conn) <= set(kinds):
+            hits = self._ranked_alone(conn, match, limit, where, args)
+            if hits is not None:
+                return hits
         sql = (
             "SELECT d.id, d.kind, d.ref, d.title, snippet(s_fts, 1, '[', ']', ' … ', 12), "
             "bm25(s_fts, 4.0, 1.0), d.at, d.area, d.entities FROM s_fts JOIN s_docs d "
@@ -246,11 +252,67 @@ class SearchIndex:
             + " AND ".join(where)
             + " ORDER BY bm25(s_fts, 4.0, 1.0) LIMIT ?"
         )
-        rows = self._conn().execute(sql, [match, *args, limit]).fetchall()
+        rows = conn.execute(sql, [match, *args, limit]).fetchall()
         return [
             Hit(r[0], r[1], r[2], r[3], r[4], -float(r[5]), r[6], r[7], tuple(json.loads(r[8])))
             for r in rows
         ]
+
+    @staticmethod
+    def _kinds(conn: sqlite3.Connection) -> set[str]:
+        """The kinds of document the index holds (a few seeks in the (kind, at) index)."""
+        rows = conn.execute(
+            "WITH RECURSIVE k(kind) AS (SELECT min(kind) FROM s_docs UNION ALL "
+            "SELECT (SELECT min(kind) FROM s_docs WHERE kind > k.kind) FROM k "
+            "WHERE k.kind IS NOT NULL) SELECT kind FROM k WHERE kind IS NOT NULL"
+        )
+        return {str(r[0]) for r in rows}
+
+    @staticmethod
+    def _ranked_alone(
+        conn: sqlite3.Connection, match: str, limit: int, where: list[str], args: list[object]
+    ) -> list[Hit] | None:
+        """The best ``limit`` matches when no filter leaves a document out: ranked by BM25 in
+        the full-text table alone, then only those documents read, and their snippets made.
+        Joined to ``s_docs`` in one query, SQLite reads every matching document's row for the
+        sort: measured at 110k documents, a word in ~2,000 of them took 16-27 ms so against
+        7-9 ms this way, an OR of two such words 9.0 against 3.5 ms, and a selective query
+        0.37 against 0.55 ms. None if a match has no document (the joined query decides)."""
+        ranked = conn.execute(
+            "SELECT rowid, bm25(s_fts, 4.0, 1.0) FROM s_fts WHERE s_fts MATCH ? "
+            "ORDER BY bm25(s_fts, 4.0, 1.0) LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        if not ranked:
+            return []
+        ids = [int(r[0]) for r in ranked]
+        marks = ",".join("?" * len(ids))
+        docs = {
+            r[0]: r
+            for r in conn.execute(
+                "SELECT d.id, d.kind, d.ref, d.title, d.at, d.area, d.entities FROM s_docs d "
+                f"WHERE d.id IN ({marks}) AND " + " AND ".join(where),
+                [*ids, *args],
+            )
+        }
+        if len(docs) < len(ids):
+            return None
+        # one pass over the matches between the first and the last id (not one seek per id)
+        snippets = dict(
+            conn.execute(
+                "SELECT rowid, snippet(s_fts, 1, '[', ']', ' … ', 12) FROM s_fts "
+                f"WHERE s_fts MATCH ? AND rowid >= ? AND rowid <= ? AND +rowid IN ({marks})",
+                [match, min(ids), max(ids), *ids],
+            ).fetchall()
+        )
+        out = []
+        for doc_id, score in ranked:
+            r = docs[doc_id]
+            entities = tuple(json.loads(r[6]))
+            out.append(
+                Hit(r[0], r[1], r[2], r[3], snippets[doc_id], -float(score), r[4], r[5], entities)
+            )
+        return out
 
     def docs(
         self,
