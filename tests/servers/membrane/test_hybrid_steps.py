@@ -1,6 +1,6 @@
-"""Hybrid search runs its full-text query on another thread while the query is embedded and
-ranked by vectors: what it finds is still fused in, and what goes wrong still reaches the
-caller."""
+"""Hybrid search's steps: its full-text query runs on another thread while the query is
+embedded and ranked by vectors (what it finds is still fused in, what goes wrong still reaches
+the caller), and only the documents it keeps are read, unless one of them is gone."""
 
 from __future__ import annotations
 
@@ -76,3 +76,20 @@ def test_a_failing_text_query_reaches_the_caller(
     with pytest.raises(BackendUnavailable, match="locked"):
         search.search("relay zx81")
     assert search.search("relay zx81", mode="vector")  # vectors alone still answer
+
+
+def test_a_nearest_document_that_is_gone_is_left_out(
+    search: MemorySearch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = [(h.id, h.score) for h in search.search("relay queue", limit=5, mode="vector")]
+    inner = search.vectors.search
+
+    def with_a_ghost(*args: Any, **kwargs: Any) -> list[tuple[int, float]]:
+        return [(999_999, 1.0), *inner(*args, **kwargs)]  # no such document
+
+    monkeypatch.setattr(search.vectors, "search", with_a_ghost)
+    assert [(h.id, h.score) for h in search.search("relay queue", limit=5, mode="vector")] == (
+        expected
+    )
+    hybrid = search.search("relay queue", limit=5)
+    assert len(hybrid) == 5 and all(h.id.endswith(".md") for h in hybrid)
