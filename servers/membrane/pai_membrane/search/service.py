@@ -378,7 +378,7 @@ class MemorySearch:
             if self.embedder and mode != "text"
             else set()
         )
-        hits: list[SearchHit] = []
+        scored: list[tuple[float, Hit, list[str]]] = []
         for h in raw:
             why = [
                 "matched"
@@ -403,19 +403,20 @@ class MemorySearch:
             if linked:
                 score *= GRAPH_BOOST
                 why.append("near " + ", ".join(sorted(linked)[:3]))
-            hits.append(
-                SearchHit(
-                    kind=h.kind,
-                    id=h.ref,
-                    title=h.title,
-                    snippet=h.snippet,
-                    score=round(score, 4),
-                    time=iso(h.at),
-                    why=why,
-                )
+            scored.append((round(score, 4), h, why))
+        scored.sort(key=lambda x: -x[0])  # then only the hits returned are made (4x fewer)
+        return [
+            SearchHit(
+                kind=h.kind,
+                id=h.ref,
+                title=h.title,
+                snippet=h.snippet,
+                score=score,
+                time=iso(h.at),
+                why=why,
             )
-        hits.sort(key=lambda x: -x.score)
-        return hits[:limit]
+            for score, h, why in scored[:limit]
+        ]
 
     def _pack_item(self, h: SearchHit) -> tuple[str, dict[str, Any]]:
         if h.kind == "fact":

@@ -96,6 +96,7 @@ class NumpyVectorStore:
         self._matrix: Any = None
         self._kinds: Any = None
         self._at: Any = None
+        self._parts_table = False  # whether s_part_vectors was seen (then it is not looked up)
 
     # ---------------------------------------------------------------- writes
 
@@ -188,13 +189,20 @@ class NumpyVectorStore:
         import numpy as np
 
         ids = list(doc_ids)
-        if not ids or not self._has_parts(conn):
+        if not ids:
             return {}
+        if not self._parts_table:  # once there, the table stays (nothing drops it)
+            self._parts_table = self._has_parts(conn)
+            if not self._parts_table:
+                return {}
         out: dict[int, Any] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
+            # CROSS JOIN: the few documents with parts first, then their vectors' hash; the
+            # other way round SQLite read the vector row (1.5 kB) of every id: 0.61 ms for 120
+            # nearest at 110k documents, of which 0.28 ms is the part table's lookups
             rows = conn.execute(
-                "SELECT p.doc_id, p.vecs FROM s_part_vectors p JOIN s_vectors v "
+                "SELECT p.doc_id, p.vecs FROM s_part_vectors p CROSS JOIN s_vectors v "
                 "ON v.doc_id = p.doc_id AND v.hash = p.hash "
                 f"WHERE p.doc_id IN ({','.join('?' * len(chunk))})",
                 chunk,
