@@ -10,7 +10,8 @@ query is embedded afresh by the NumPy encoder, with BLAS on one thread, as in th
 
 With ``--before REV`` it measures instead the whole search as it was at git revision REV (its
 full-text index, vector store and search service) beside today's, query by query in turn over
-the same store, and counts the queries whose hits differ.
+the same store, and counts the queries whose hits differ; ``--at REV`` times the stages of
+REV's search.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 from collections import defaultdict
@@ -92,15 +94,20 @@ class Stages:
         self.names: list[str] = []
 
     def wrap(self, owner: Any, name: str, stage: str) -> None:
+        """Time ``owner.name`` as ``stage``; run on another thread than the search's, it is
+        timed apart (beside the rest, so not part of the sum)."""
         inner: Callable[..., Any] = getattr(owner, name)
-        self.names.append(stage)
+        beside = f" ({stage.strip(' ()')}, beside)"
+        self.names += [stage, beside]
+        caller = threading.get_ident()
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             t = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.now[stage] += time.perf_counter() - t
+                key = stage if threading.get_ident() == caller else beside
+                self.now[key] += time.perf_counter() - t
 
         setattr(owner, name, timed)
 
@@ -185,6 +192,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--before", metavar="REV", help="measure REV's search beside this one")
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "text", "vector"])
+    parser.add_argument("--at", metavar="REV", help="time the stages of REV's search instead")
     args = parser.parse_args()
     if not (args.store / "built").exists():
         t = time.perf_counter()
@@ -204,10 +212,12 @@ def main() -> int:
         before.search("warm up the matrix")
         compare(before, search, queries, args.rounds, args.mode)
         return 0
+    if args.at:
+        search = search_at(args.at, memory)
+        search.search("warm up the matrix")
     stages = Stages()
     stages.wrap(memory.embedder, "embed", "embed query")
-    # the full-text query runs beside the embedding and the vectors: not counted in the sum
-    stages.wrap(search.index, "search", " (fts every_word, beside)")
+    stages.wrap(search.index, "search", "fts every_word")
     stages.wrap(search.index, "telling_words", " (fts: word counts)")
     stages.wrap(search.vectors, "search", "vector search")
     stages.wrap(search.vectors, "_refresh", " (vector: refresh)")
@@ -226,6 +236,8 @@ def main() -> int:
     print(f"{len(queries)} queries x {args.rounds}; load {os.getloadavg()}")
     print(f"{'stage':28} {'p50 ms':>8} {'p95 ms':>8} {'mean':>8}")
     for k, v in stages.runs.items():
+        if not any(v):
+            continue  # not run on this thread (or at all)
         print(f"{k:28} {pct(v, 50):8.2f} {pct(v, 95):8.2f} {statistics.mean(v) * 1000:8.2f}")
     return 0
 
