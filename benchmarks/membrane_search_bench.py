@@ -32,7 +32,10 @@ import numpy as np  # noqa: E402
 from pai_core.memory.graph.views import FactIn  # noqa: E402
 from pai_core.settings import MemorySettings, load_settings  # noqa: E402
 from pai_membrane.memory import MembraneMemory  # noqa: E402
+from pai_membrane.search.bert import NumpyBertEncoder  # noqa: E402
 from pai_membrane.search.indexer import Indexer  # noqa: E402
+from pai_membrane.search.onnx_bert import OnnxBertEncoder  # noqa: E402
+from pai_membrane.search.vectors import LocalEmbedder, SentenceTransformerEmbedder  # noqa: E402
 from pai_membrane.settings import MembraneSettings  # noqa: E402
 from tests.servers.membrane.retrieval import (  # noqa: E402
     RANKINGS,
@@ -125,6 +128,7 @@ VOCAB = (
     ][:5000]
 )
 ZIPF = [1 / (rank + 1) for rank in range(len(VOCAB))]
+LEARNING_RUNS = 5  # the labelled learnings take ~2 s to embed: the median of a few runs
 
 
 def sentence(rng: random.Random, n: int = 30) -> str:
@@ -180,8 +184,9 @@ def cold_start(env: dict[str, str], runs: int) -> float:
     return statistics.median(times[1:]) * 1000
 
 
-def eval_memory(home: Path) -> MembraneMemory:
-    """A memory of its own for a labelled set; its vectors are embedded by the caller."""
+def eval_memory(home: Path, *, onnx: bool = True) -> MembraneMemory:
+    """A memory of its own for a labelled set; its vectors are embedded by the caller (by
+    ONNX Runtime where installed, or without it: the NumPy encoder and sentence-transformers)."""
     settings = load_settings(
         MembraneSettings,
         home / "x.toml",
@@ -191,7 +196,68 @@ def eval_memory(home: Path) -> MembraneMemory:
     )
     memory = MembraneMemory(settings)
     memory.indexer.stop()  # embedded by the caller, timed
+    if not onnx:
+        memory.__dict__["embedder"] = LocalEmbedder(onnx=False)  # before search is built
     return memory
+
+
+def learnings_ingestion(m: MembraneMemory, raw_model: Any, warm: list[str]) -> dict[str, float]:
+    """Embed the learnings written into ``m`` through its index (until searchable, then with
+    their parts), and the raw model on their whole texts: docs/s and the ratios."""
+    assert m.embedder is not None
+    m.embedder.embed(warm)  # loaded and warm, as the raw one
+    conn = m.index.db.conn()
+    whole = [r[0][:2000] for r in conn.execute("SELECT title || char(10) || body FROM s_docs")]
+    t = time.perf_counter()
+    m.search.embed_pending(parts=False)
+    searchable = time.perf_counter() - t
+    m.search.embed_pending()
+    with_parts = time.perf_counter() - t
+    t = time.perf_counter()
+    raw_model.embed(whole)
+    raw = len(whole) / (time.perf_counter() - t)
+    return {
+        "searchable_docs_per_s": len(whole) / searchable,
+        "ingestion_docs_per_s": len(whole) / with_parts,
+        "raw_model_texts_per_s": raw,
+        "searchable_vs_raw": len(whole) / searchable / raw,
+        "ingestion_vs_raw": len(whole) / with_parts / raw,
+    }
+
+
+def first_embedding(runs: int) -> dict[str, int]:
+    """Median ms from nothing loaded to a query's vector, per engine, each in a fresh process
+    (what the first search of a server waits for)."""
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "from pai_membrane.search import vectors\n"
+        "name = vectors.default_model_path()\n"
+        "if sys.argv[1] == 'onnxruntime':\n"
+        "    from pai_membrane.search.onnx_bert import OnnxBertEncoder as E\n"
+        "elif sys.argv[1] == 'numpy':\n"
+        "    from pai_membrane.search.bert import NumpyBertEncoder as E\n"
+        "else:\n"
+        "    E = vectors.SentenceTransformerEmbedder\n"
+        "E(name).embed(['where does membrane run?'])\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    out = {}
+    for engine in ("onnxruntime", "numpy", "sentence_transformers"):
+        times = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code, engine],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=300,
+                ).stdout.split()[-1]
+            )
+            for _ in range(runs)
+        ]
+        out[engine] = round(statistics.median(times) * 1000)
+    return out
 
 
 def main() -> int:
@@ -228,7 +294,11 @@ def main() -> int:
         memory.indexer.stop()  # the phases below embed on purpose; the indexer is timed apart
         vault, search = memory.ready_vault(), memory.search
         assert memory.embedder is not None, "install the embeddings extra to run this benchmark"
-        memory.embedder.embed([sentence(rng) for _ in range(64)])  # load and warm the model
+        warm = [sentence(rng) for _ in range(64)]
+        memory.embedder.embed(warm)  # load and warm the model
+        # the peer: the model run as its users run it, by sentence-transformers (torch)
+        raw_model = SentenceTransformerEmbedder(memory.embedder.model_name)
+        raw_model.embed(warm)
         # notes: written through the vault (atomic files + full-text index)
         t = time.perf_counter()
         for i in range(n_notes):
@@ -244,7 +314,7 @@ def main() -> int:
         ingest = embedded / (time.perf_counter() - t)
         # the raw model on the same texts (truncated as ingestion truncates them)
         t = time.perf_counter()
-        memory.embedder.embed([x[:2000] for x in texts])
+        raw_model.embed([x[:2000] for x in texts])
         raw = len(texts) / (time.perf_counter() - t)
         result.update(
             raw_model_texts_per_s=round(raw, 1),
@@ -277,13 +347,16 @@ def main() -> int:
         queries = [sentence(rng, 6) for _ in range(60)]
         search.search(sentence(rng, 6))  # load the matrix once
         embedder = memory.embedder
-        numpy_encoder = embedder.small
+        query_engine = embedder.small  # what search uses: ONNX Runtime where installed
+        numpy_encoder = NumpyBertEncoder(embedder.model_name or "")
+        numpy_encoder.embed(warm)
         # hybrid_torch: the same searches with the query embedded by sentence-transformers,
         # as before the NumPy encoder (torch's thread pool then slows the matrix product too)
         for label, mode, small in (
-            ("hybrid", "hybrid", numpy_encoder),
-            ("text", "text", numpy_encoder),
-            ("hybrid_torch", "hybrid", None),
+            ("hybrid", "hybrid", query_engine),
+            ("text", "text", query_engine),
+            ("hybrid_numpy", "hybrid", numpy_encoder),
+            ("hybrid_torch", "hybrid", raw_model),
         ):
             embedder.small = small
             search._query_vectors.clear()  # every query embedded afresh
@@ -295,7 +368,7 @@ def main() -> int:
             lat.sort()
             result[f"search_{label}_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
             result[f"search_{label}_p95_ms"] = round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)
-        embedder.small = numpy_encoder
+        embedder.small = query_engine
         # search runs NumPy's BLAS on one thread (pai_membrane.search.blas); against the default
         # threads, one query each way in turn, so both see the same load
         blas = blas_threads()
@@ -369,7 +442,11 @@ def main() -> int:
         search.vectors._reload(conn, search.vectors._seq)
         result["matrix_full_reload_ms"] = round((time.perf_counter() - t) * 1000, 1)
         # the query embedding alone, by each engine (the NumPy encoder is what search uses)
-        engines = {"numpy": memory.embedder.small, "sentence_transformers": memory.embedder.large}
+        engines = {
+            "onnxruntime": query_engine if isinstance(query_engine, OnnxBertEncoder) else None,
+            "numpy": numpy_encoder,
+            "sentence_transformers": raw_model,
+        }
         for name, engine in engines.items():
             if engine is None:
                 continue
@@ -386,32 +463,23 @@ def main() -> int:
         result["cold_start_ratio"] = round(
             result["cold_start_populated_ms"] / result["cold_start_empty_ms"], 3
         )
-        # retrieval quality on the labelled set, in a store of its own
-        m2 = eval_memory(tmp / "eval")
+        result["first_embedding_ms"] = first_embedding(3)
+        # retrieval quality on the labelled set, in a store of its own; before that, learnings
+        # are embedded whole (then searchable by meaning), then by part (title, problem,
+        # solution, takeaway) once nothing waits for a whole-text vector: both against the raw
+        # model embedding only their whole texts, in turn, in fresh stores, LEARNING_RUNS times
         hard = load_hard_set()
-        paths = write_set(m2.ready_vault(), hard["learnings"])
-        # learnings are embedded whole (then searchable by meaning), then by part (title,
-        # problem, solution, takeaway) once nothing waits for a whole-text vector: both
-        # against the raw model embedding only their whole texts
-        assert m2.embedder is not None
-        m2.embedder.embed([sentence(rng) for _ in range(64)])  # loaded and warm, as the raw one
-        conn2 = m2.index.db.conn()
-        whole = [r[0][:2000] for r in conn2.execute("SELECT title || char(10) || body FROM s_docs")]
-        t = time.perf_counter()
-        m2.search.embed_pending(parts=False)
-        searchable = time.perf_counter() - t
-        m2.search.embed_pending()
-        with_parts = time.perf_counter() - t
-        t = time.perf_counter()
-        memory.embedder.embed(whole)
-        learn_raw = len(whole) / (time.perf_counter() - t)
-        result.update(
-            learnings_searchable_docs_per_s=round(len(whole) / searchable, 1),
-            learnings_ingestion_docs_per_s=round(len(whole) / with_parts, 1),
-            learnings_raw_model_texts_per_s=round(learn_raw, 1),
-            learnings_searchable_vs_raw=round(len(whole) / searchable / learn_raw, 2),
-            learnings_ingestion_vs_raw=round(len(whole) / with_parts / learn_raw, 2),
-        )
+        learning_runs: dict[str, list[dict[str, float]]] = {"without_onnx": [], "ours": []}
+        for run in range(LEARNING_RUNS):
+            for which, measured in learning_runs.items():  # "ours" last
+                m2 = eval_memory(tmp / f"eval-{which}-{run}", onnx=which == "ours")
+                paths = write_set(m2.ready_vault(), hard["learnings"])
+                measured.append(learnings_ingestion(m2, raw_model, warm))
+        # the retrieval below reads the last store embedded by MemBrane's own engines: m2
+        for which, measured in learning_runs.items():
+            prefix = "learnings" if which == "ours" else "learnings_without_onnx"
+            for key in measured[0]:
+                result[f"{prefix}_{key}"] = round(statistics.median(m[key] for m in measured), 2)
         result["retrieval_hard"] = {
             r: evaluate(m2.search, hard["queries"], paths, r) for r in RANKINGS
         }
@@ -431,20 +499,37 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "membrane_search.json").write_text(json.dumps(result, indent=2) + "\n")
     r = result
+    ours = "ONNX Runtime" if r.get("query_embed_onnxruntime_p50_ms") else "NumPy encoder"
+    first = r["first_embedding_ms"]
     lines = [
         f"### MemBrane search ({n_notes:,} notes + {n_chunks:,} episode chunks)",
+        "",
+        f"Documents and queries are embedded by {ours} (what MemBrane uses); the peer is the "
+        "same model run by sentence-transformers (torch), measured in the same run.",
         "",
         "| what | result |",
         "|---|---:|",
         f"| raw embedding model (all-MiniLM-L6-v2 by sentence-transformers, CPU, batch 32) | {r['raw_model_texts_per_s']} texts/s |",
         f"| ingestion through the index (hash, batch, store) | {r['ingestion_docs_per_s']} docs/s "
         f"({r['ingestion_vs_raw']}× raw; target ≥ 0.8×) |",
+        f"| ingestion of learnings until searchable (whole-text vectors), against the raw "
+        f"model embedding them whole, median of {LEARNING_RUNS} runs | "
+        f"{r['learnings_searchable_docs_per_s']} / {r['learnings_raw_model_texts_per_s']} docs/s "
+        f"({r['learnings_searchable_vs_raw']}×; target ≥ 0.8×) |",
+        f"| ingestion of learnings including their part vectors (title, problem, solution, "
+        f"takeaway) | {r['learnings_ingestion_docs_per_s']} docs/s "
+        f"({r['learnings_ingestion_vs_raw']}× raw; target ≥ 0.8×) |",
+        f"| the same without ONNX Runtime (sentence-transformers embeds the batches): until "
+        f"searchable / including parts | {r['learnings_without_onnx_searchable_vs_raw']}× / "
+        f"{r['learnings_without_onnx_ingestion_vs_raw']}× raw |",
         f"| note writes (atomic file + full-text index) | {r['note_writes_per_s']}/s |",
         f"| hybrid search incl. query embedding, p50 / p95 | {r['search_hybrid_p50_ms']} / "
         f"{r['search_hybrid_p95_ms']} ms (target p95 ≤ 50 ms) |",
         f"| full-text only, p50 / p95 | {r['search_text_p50_ms']} / {r['search_text_p95_ms']} ms |",
-        f"| the same hybrid search, query embedded by sentence-transformers, p50 / p95 | "
-        f"{r['search_hybrid_torch_p50_ms']} / {r['search_hybrid_torch_p95_ms']} ms |",
+        f"| the same hybrid search, query embedded by the NumPy encoder / by "
+        f"sentence-transformers, p50 / p95 | {r['search_hybrid_numpy_p50_ms']} / "
+        f"{r['search_hybrid_numpy_p95_ms']} ms; {r['search_hybrid_torch_p50_ms']} / "
+        f"{r['search_hybrid_torch_p95_ms']} ms |",
         f"| search right after remember_facts of 1,000 facts (vectors computed in the "
         f"background meanwhile), p50 / p95 | {r['search_after_bulk_write_p50_ms']} / "
         f"{r['search_after_bulk_write_p95_ms']} ms (target p95 ≤ 100 ms; the write itself "
@@ -454,28 +539,24 @@ def main() -> int:
         f"{r['search_after_write_p50_ms']} / {r['search_after_write_p95_ms']} ms "
         f"({r['matrix_reloads_during_writes']} full reloads; one takes "
         f"{r['matrix_full_reload_ms']} ms) |",
-        f"| query embedding, NumPy encoder (what search uses), p50 / p95 | "
-        f"{r.get('query_embed_numpy_p50_ms')} / {r.get('query_embed_numpy_p95_ms')} ms |",
+        f"| query embedding, ONNX Runtime / NumPy encoder / sentence-transformers, p50 / p95 | "
+        f"{r.get('query_embed_onnxruntime_p50_ms')} / {r.get('query_embed_onnxruntime_p95_ms')}"
+        f" ms; {r['query_embed_numpy_p50_ms']} / {r['query_embed_numpy_p95_ms']} ms; "
+        f"{r['query_embed_sentence_transformers_p50_ms']} / "
+        f"{r['query_embed_sentence_transformers_p95_ms']} ms |",
+        f"| a fresh process's first query vector (imports and model load included), "
+        f"ONNX Runtime / NumPy encoder / sentence-transformers | {first['onnxruntime']} / "
+        f"{first['numpy']} / {first['sentence_transformers']} ms |",
         f"| search with NumPy's BLAS on one thread (what search sets) / on "
         f"{r['blas_default_threads']} threads, one query each way in turn (load "
         f"{r['load_average']:.1f}), p50 / p95 | {r['blas_one_hybrid_p50_ms']} / "
         f"{r['blas_one_hybrid_p95_ms']} ms against {r['blas_default_hybrid_p50_ms']} / "
         f"{r['blas_default_hybrid_p95_ms']} ms |",
-        f"| its query embedding (NumPy encoder), one BLAS thread / default, p50 / p95 | "
+        f"| the NumPy encoder's query embedding, one BLAS thread / default, p50 / p95 | "
         f"{r['blas_one_embed_p50_ms']} / {r['blas_one_embed_p95_ms']} ms against "
         f"{r['blas_default_embed_p50_ms']} / {r['blas_default_embed_p95_ms']} ms |",
-        f"| query embedding, sentence-transformers (torch), p50 / p95 | "
-        f"{r.get('query_embed_sentence_transformers_p50_ms')} / "
-        f"{r.get('query_embed_sentence_transformers_p95_ms')} ms |",
         f"| cold start, populated / empty store | {r['cold_start_populated_ms']} / "
         f"{r['cold_start_empty_ms']} ms ({r['cold_start_ratio']}×; target ≤ 1.15×) |",
-        f"| ingestion of learnings until searchable (whole-text vectors), against the raw "
-        f"model embedding them whole | {r['learnings_searchable_docs_per_s']} / "
-        f"{r['learnings_raw_model_texts_per_s']} docs/s ({r['learnings_searchable_vs_raw']}×; "
-        f"target ≥ 0.8×) |",
-        f"| ingestion of learnings including the part vectors that follow (title, problem, "
-        f"solution, takeaway) | {r['learnings_ingestion_docs_per_s']} docs/s "
-        f"({r['learnings_ingestion_vs_raw']}× raw) |",
     ]
     names = {
         "text": "plain BM25 (`mode=text`)",
