@@ -5,13 +5,13 @@ matrix by a vector (the query against every stored vector). NumPy's BLAS (OpenBL
 product over every core and its threads spin while they wait for each other; when other
 processes keep the cores busy, a thread that lost its core holds the others up. Measured under
 load 3-4 on two cores: the query's embedding took 270-370 ms p50 with the default threads
-against 18-27 ms with one, and the product against 110k vectors 28-45 ms p50 / 78-367 ms p95
-against 23-34 / 28-49 ms; the benchmark measures both settings in one run
+against 18-27 ms with one, and the product against 110k vectors (stored row by row then)
+28-45 ms p50 / 78-367 ms p95 against 23-34 / 28-49 ms; the benchmark measures both settings in one run
 (benchmarks/results/membrane_search.md).
 
 So the first search limits this process's BLAS to one thread, once and for good: in MemBrane
-NumPy only computes these small products (batches of documents go to torch, which keeps its
-own threads). Set back and forth per search, the limit would not hold: OpenBLAS ignores a
+NumPy only computes these small products (ONNX Runtime, or torch, embeds documents on threads
+of its own). Set back and forth per search, the limit would not hold: OpenBLAS ignores a
 thread count raised from another thread than the one that lowered it. An explicit
 ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is left alone, and without
 ``threadpoolctl`` (declared by the ``embeddings`` extra) nothing changes. On two idle cores one
