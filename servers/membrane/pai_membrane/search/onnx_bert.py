@@ -41,13 +41,11 @@ MIN_SLICE = 4  # texts: smaller slices cost more in overhead than they gain side
 
 
 def available() -> bool:
-    """Whether ONNX Runtime (and what reads the model's files) is installed."""
+    """Whether ONNX Runtime is installed (what reads the model's files is the NumPy encoder's:
+    :func:`pai_membrane.search.vectors.LocalEmbedder` checks for it either way)."""
     import importlib.util
 
-    return all(
-        importlib.util.find_spec(m) is not None
-        for m in ("onnxruntime", "numpy", "tokenizers", "safetensors")
-    )
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 class OnnxBertEncoder:
@@ -93,7 +91,7 @@ class OnnxBertEncoder:
         out = np.empty((len(encodings), self.dim), dtype=np.float32)
         # Slices small enough that every worker gets one, and no larger than a batch.
         per_worker = math.ceil(len(encodings) / self.workers)
-        size = max(1, min(self.batch_size, max(MIN_SLICE, per_worker)))
+        size = min(self.batch_size, max(MIN_SLICE, per_worker))
 
         def run(batch: tuple[list[int], Any, Any]) -> None:
             rows, ids, mask = batch

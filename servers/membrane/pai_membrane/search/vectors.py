@@ -123,15 +123,19 @@ class LocalEmbedder:
         from pai_membrane.search import bert, onnx_bert
 
         self.model_name = name = model or default_model_path()
-        reproducible = bool(name) and _installed("numpy", "tokenizers", "safetensors")
-        reproducible = reproducible and bert.compatible(name or "")
+        path = name or ""
+        reproducible = (
+            bool(path)
+            and _installed("numpy", "tokenizers", "safetensors")
+            and bert.compatible(path)
+        )
         runtime: Any = (
-            onnx_bert.OnnxBertEncoder(name or "", batch_size)
+            onnx_bert.OnnxBertEncoder(path, batch_size)
             if onnx and reproducible and onnx_bert.available()
             else None
         )
         self.small: Any = runtime or (
-            bert.NumpyBertEncoder(name or "", batch_size) if reproducible else None
+            bert.NumpyBertEncoder(path, batch_size) if reproducible else None
         )
         self.large: Any = runtime or (
             SentenceTransformerEmbedder(self.model_name, batch_size)
